@@ -1,0 +1,10 @@
+//! otp-harness: a load and conformance harness for passwordless (email one-time code) sign-in on
+//! Amazon Cognito user pools, and the offline local pool it tests against.
+//!
+//! The binary (`src/main.rs`) is a thin command line over this library, so tests and benchmarks call
+//! the same code.
+
+pub mod bench;
+pub mod logging;
+pub mod pool;
+pub mod testkit;

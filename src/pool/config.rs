@@ -1,0 +1,462 @@
+//! The local pool's configuration: identity of the pool and its client, the trigger settings, the mail
+//! sinks, and the faults and deliberate defects it can be told to have. Read from TOML
+//! (`otp-harness pool --config FILE`, or `[target.pool]` in a scenario); every key has a default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the local pool can be configured with. `PoolConfig::default()` is a working pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Region the pool pretends to live in (appears in the pool id and ARNs).
+    pub region: String,
+    /// User pool id, `{region}_{9 alphanumerics}` like a real one.
+    pub user_pool_id: String,
+    pub pool_name: String,
+    /// App client id (26 lower-case alphanumerics like a real one).
+    pub client_id: String,
+    pub client_name: String,
+    /// Wrong answers the Define trigger allows before it fails the authentication.
+    pub max_attempts: u32,
+    /// Digits in a one-time code.
+    pub code_length: usize,
+    /// How long a Session string stays usable (Cognito: 3 min by default, 3–15 allowed).
+    #[serde(with = "humantime_serde")]
+    pub auth_session_validity: Duration,
+    /// Lifetime of ID and access tokens (`ExpiresIn`).
+    #[serde(with = "humantime_serde")]
+    pub token_validity: Duration,
+    /// How unknown users are answered.
+    pub prevent_user_existence_errors: PreventUserExistenceErrors,
+    /// Users created when the pool starts.
+    pub users: SeedUsers,
+    pub mail: MailConfig,
+    pub faults: FaultsConfig,
+    pub defects: DefectsConfig,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            user_pool_id: "us-east-1_LocalOtp1".into(),
+            pool_name: "otp-harness-local".into(),
+            client_id: "otpharnesslocalclient00001".into(),
+            client_name: "otp-harness".into(),
+            max_attempts: 3,
+            code_length: 6,
+            auth_session_validity: Duration::from_secs(180),
+            token_validity: Duration::from_secs(3600),
+            prevent_user_existence_errors: PreventUserExistenceErrors::Enabled,
+            users: SeedUsers::default(),
+            mail: MailConfig::default(),
+            faults: FaultsConfig::default(),
+            defects: DefectsConfig::default(),
+        }
+    }
+}
+
+/// Cognito's PreventUserExistenceErrors client setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PreventUserExistenceErrors {
+    /// Unknown users get a normal-looking challenge that ends in `Incorrect username or password.`
+    Enabled,
+    /// Unknown users get `UserNotFoundException`.
+    Legacy,
+}
+
+impl PreventUserExistenceErrors {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Legacy => "LEGACY",
+        }
+    }
+}
+
+/// Users the pool creates at start: `pattern` with `{n}` replaced by 1..=count, plus explicit emails.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedUsers {
+    pub pattern: Option<String>,
+    pub count: u32,
+    pub emails: Vec<String>,
+}
+
+impl SeedUsers {
+    /// Every seed address, pattern first.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = match &self.pattern {
+            Some(p) => (1..=self.count).map(|n| p.replace("{n}", &n.to_string())).collect(),
+            None => Vec::new(),
+        };
+        out.extend(self.emails.iter().cloned());
+        out
+    }
+}
+
+/// Where code mails go. The outbox is on by default; relay and S3 are added when configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub from: String,
+    pub subject: String,
+    /// Keep every mail in the in-memory outbox served at `GET /_aws/ses`.
+    pub outbox: bool,
+    /// The outbox keeps at most this many messages (oldest dropped first).
+    pub outbox_capacity: usize,
+    /// Hand every mail to an LMTP or SMTP server (e.g. Dovecot, read back over IMAP).
+    pub relay: Option<RelayConfig>,
+    /// Store every mail in S3, as an SES receipt rule with an S3 action does.
+    pub s3: Option<S3SinkConfig>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "no-reply@auth.otp-harness.test".into(),
+            subject: "Your sign-in code".into(),
+            outbox: true,
+            outbox_capacity: 10_000,
+            relay: None,
+            s3: None,
+        }
+    }
+}
+
+/// The mail-transfer protocol of a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayProtocol {
+    Lmtp,
+    Smtp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub protocol: RelayProtocol,
+    #[serde(default = "default_relay_host")]
+    pub host: String,
+    pub port: u16,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_relay_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_relay_host() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_relay_concurrency() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3SinkConfig {
+    /// S3 endpoint, e.g. `http://127.0.0.1:5000` for a local S3 server.
+    pub endpoint_url: String,
+    pub bucket: String,
+    /// Object key prefix (the receipt rule's `ObjectKeyPrefix`).
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Create the bucket at start if it does not exist.
+    #[serde(default = "yes")]
+    pub create_bucket: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Faults a real deployment shows under stress, injected on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Added latency per operation name, e.g. `InitiateAuth = "50ms"`.
+    #[serde(with = "duration_map")]
+    pub latency: BTreeMap<String, Duration>,
+    /// Requests per second allowed per quota category; past it, `TooManyRequestsException`.
+    pub throttle: ThrottleConfig,
+    pub mail: MailFaults,
+    /// Trigger failures.
+    pub trigger: Vec<TriggerFault>,
+}
+
+/// Quota categories as Cognito groups operations; absent means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// InitiateAuth (Cognito default 120/s).
+    pub user_authentication: Option<f64>,
+    /// RespondToAuthChallenge (Cognito default 3 × UserAuthentication).
+    pub respond_to_auth_challenge: Option<f64>,
+    /// AdminCreateUser (50/s).
+    pub user_creation: Option<f64>,
+    /// AdminGetUser, GetUser (120/s).
+    pub user_read: Option<f64>,
+    /// ListUsers (30/s).
+    pub user_list: Option<f64>,
+    /// AdminDeleteUser.
+    pub user_update: Option<f64>,
+    /// DescribeUserPool, DescribeUserPoolClient.
+    pub user_pool_read: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailFaults {
+    /// Every mail is held this long before it is handed to the sinks.
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// Share of mails sent twice (0.0–1.0).
+    pub duplicate_rate: f64,
+    /// Share of mails never sent (0.0–1.0).
+    pub loss_rate: f64,
+}
+
+/// Which trigger a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Define,
+    Create,
+    Verify,
+}
+
+impl Trigger {
+    /// The Lambda trigger's name as Cognito's messages spell it.
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            Trigger::Define => "DefineAuthChallenge",
+            Trigger::Create => "CreateAuthChallenge",
+            Trigger::Verify => "VerifyAuthChallengeResponse",
+        }
+    }
+}
+
+/// How a trigger fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerFailure {
+    /// The function threw: `UserLambdaValidationException`.
+    Error,
+    /// The function returned something Cognito cannot read: `InvalidLambdaResponseException`.
+    BadOutput,
+    /// The function ran past Cognito's 5 s limit: `UnexpectedLambdaException` after the wait.
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerFault {
+    pub trigger: Trigger,
+    pub failure: TriggerFailure,
+    /// Share of invocations that fail (0.0–1.0).
+    #[serde(default = "one")]
+    pub rate: f64,
+    /// How long a `timeout` failure waits (Cognito: 5 s).
+    #[serde(default = "lambda_timeout", with = "humantime_serde")]
+    pub after: Duration,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn lambda_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Mistakes real pools ship, switchable so the harness's checks can be proven to catch them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefectsConfig {
+    /// Define never fails the authentication: wrong answers are retried forever.
+    pub unbounded_retries: bool,
+    /// Create reuses the previous round's code instead of making a new one.
+    pub same_code_every_round: bool,
+    /// A code that signed a user in is accepted again in a later session.
+    pub code_valid_after_success: bool,
+    /// A code mailed in an earlier session is accepted in a new one.
+    pub code_valid_in_new_session: bool,
+    /// A consumed Session string is accepted again.
+    pub consumed_session_accepted: bool,
+    /// The expected answer is leaked in the public ChallengeParameters (as `answer`).
+    pub answer_in_challenge_parameters: bool,
+    /// Codes come from a clock-seeded LCG that never yields the digit 9.
+    pub weak_code_generator: bool,
+    /// Unknown users are refused at InitiateAuth with a message of their own, even with
+    /// PreventUserExistenceErrors=ENABLED.
+    pub unknown_user_error: bool,
+    /// Unknown users' InitiateAuth answers this much later than known users'.
+    #[serde(with = "humantime_serde")]
+    pub unknown_user_delay: Duration,
+}
+
+impl PoolConfig {
+    /// Reads and validates a pool config file; errors name the file and the offending key.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read pool config {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("pool config {}: {e}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let config: PoolConfig = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot: ranges, shapes and rates.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if !self.user_pool_id.starts_with(&format!("{}_", self.region)) {
+            bail!(
+                "user_pool_id {:?} must start with the region and an underscore ({}_…)",
+                self.user_pool_id,
+                self.region
+            );
+        }
+        if self.client_id.is_empty() || !self.client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("client_id must be non-empty and alphanumeric");
+        }
+        if !(4..=10).contains(&self.code_length) {
+            bail!("code_length must be between 4 and 10, got {}", self.code_length);
+        }
+        if self.max_attempts == 0 {
+            bail!("max_attempts must be at least 1");
+        }
+        if self.auth_session_validity.is_zero() {
+            bail!("auth_session_validity must be longer than zero");
+        }
+        if self.token_validity < Duration::from_secs(60) {
+            bail!("token_validity must be at least 1m");
+        }
+        if self.users.count > 0 && self.users.pattern.as_deref().is_none_or(|p| !p.contains("{n}")) {
+            bail!("users.pattern must contain {{n}} when users.count is set");
+        }
+        if self.mail.outbox && self.mail.outbox_capacity == 0 {
+            bail!("mail.outbox_capacity must be at least 1");
+        }
+        for (name, rate) in [
+            ("faults.mail.duplicate_rate", self.faults.mail.duplicate_rate),
+            ("faults.mail.loss_rate", self.faults.mail.loss_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("{name} must be between 0.0 and 1.0, got {rate}");
+            }
+        }
+        for fault in &self.faults.trigger {
+            if !(0.0..=1.0).contains(&fault.rate) {
+                bail!("faults.trigger rate must be between 0.0 and 1.0, got {}", fault.rate);
+            }
+        }
+        for op in self.faults.latency.keys() {
+            if !crate::pool::wire::OPERATIONS.contains(&op.as_str()) {
+                bail!(
+                    "faults.latency: unknown operation {op:?} (one of: {})",
+                    crate::pool::wire::OPERATIONS.join(", ")
+                );
+            }
+        }
+        let t = &self.faults.throttle;
+        for (name, rate) in [
+            ("user_authentication", t.user_authentication),
+            ("respond_to_auth_challenge", t.respond_to_auth_challenge),
+            ("user_creation", t.user_creation),
+            ("user_read", t.user_read),
+            ("user_list", t.user_list),
+            ("user_update", t.user_update),
+            ("user_pool_read", t.user_pool_read),
+        ] {
+            if rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+                bail!("faults.throttle.{name} must be a positive rate per second");
+            }
+        }
+        if self.mail.relay.as_ref().is_some_and(|r| r.concurrency == 0) {
+            bail!("mail.relay.concurrency must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// (De)serializes a map of humantime durations (`{ InitiateAuth = "50ms" }`).
+mod duration_map {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+        let texts: BTreeMap<&String, String> =
+            map.iter().map(|(k, v)| (k, humantime::format_duration(*v).to_string())).collect();
+        texts.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+        let texts = BTreeMap::<String, String>::deserialize(d)?;
+        texts
+            .into_iter()
+            .map(|(k, v)| {
+                humantime::parse_duration(&v)
+                    .map(|d| (k.clone(), d))
+                    .map_err(|e| serde::de::Error::custom(format!("latency for {k}: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_round_trips() {
+        let config = PoolConfig::default();
+        config.validate().expect("default valid");
+        let text = toml::to_string(&config).expect("serializes");
+        assert_eq!(PoolConfig::from_toml(&text).expect("parses"), config);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = PoolConfig::from_toml("max_attempt = 3").unwrap_err().to_string();
+        assert!(err.contains("max_attempt"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for (text, needle) in [
+            ("code_length = 2", "code_length"),
+            ("max_attempts = 0", "max_attempts"),
+            ("[faults.mail]\nloss_rate = 1.5", "loss_rate"),
+            ("[faults.latency]\nInitiateAuht = \"5ms\"", "InitiateAuht"),
+            ("[faults.latency]\nInitiateAuth = \"fast\"", "InitiateAuth"),
+            ("user_pool_id = \"eu-west-1_X\"", "user_pool_id"),
+            ("[users]\ncount = 3", "pattern"),
+        ] {
+            let err = PoolConfig::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn seed_addresses_expand_the_pattern() {
+        let seed = SeedUsers { pattern: Some("u+{n}@mail.test".into()), count: 2, emails: vec!["x@mail.test".into()] };
+        assert_eq!(seed.addresses(), ["u+1@mail.test", "u+2@mail.test", "x@mail.test"]);
+    }
+}

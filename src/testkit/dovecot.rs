@@ -1,0 +1,108 @@
+//! A throwaway Dovecot: the project's self-contained test config (testdata/dovecot-test.conf) in a
+//! short temporary directory, one mailbox user, mail delivered over LMTP and read over IMAP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+const CONFIG_TEMPLATE: &str = include_str!("../../testdata/dovecot-test.conf");
+
+/// A running Dovecot; stopped on drop.
+pub struct Dovecot {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub imap_port: u16,
+    pub lmtp_port: u16,
+    /// The one mailbox (plus-addresses `user+tag@domain` land in it too).
+    pub user: String,
+    pub password: String,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with one mailbox `user` and waits until an IMAP LOGIN succeeds.
+    /// Needs root (mail files belong to uid 65534) and Debian's dovecot-imapd and dovecot-lmtpd.
+    pub async fn start(user: &str) -> anyhow::Result<Self> {
+        let binary = super::find_executable("OTP_HARNESS_DOVECOT", "dovecot", &[PathBuf::from("/usr/sbin/dovecot")])
+            .context(
+                "dovecot not found: install Debian's dovecot-imapd and dovecot-lmtpd (or set OTP_HARNESS_DOVECOT)",
+            )?;
+        // base_dir holds unix sockets: keep the path short (108-character limit).
+        let dir = tempfile::Builder::new().prefix("dc").tempdir_in("/tmp").context("creating Dovecot's directory")?;
+        let root = dir.path();
+        for sub in ["run", "state", "mail", "home"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        chown_nobody(&root.join("mail"))?;
+        chown_nobody(&root.join("home"))?;
+        let imap_port = super::free_port()?;
+        let lmtp_port = super::free_port()?;
+        let password = format!("pw{}", rand::random::<u32>());
+        let config = CONFIG_TEMPLATE
+            .replace("@DIR@", &root.display().to_string())
+            .replace("@IMAP_PORT@", &imap_port.to_string())
+            .replace("@LMTP_PORT@", &lmtp_port.to_string());
+        let config_path = root.join("dovecot.conf");
+        std::fs::write(&config_path, config)?;
+        let local = user.split('@').next().unwrap_or(user);
+        std::fs::write(
+            root.join("users"),
+            format!("{user}:{{PLAIN}}{password}:65534:65534::{}/home/{local}\n", root.display()),
+        )?;
+        let child = Command::new(&binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut dovecot = Self { child, dir, imap_port, lmtp_port, user: user.to_string(), password };
+        dovecot.wait_ready().await?;
+        Ok(dovecot)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// An open port is not readiness: wait for a successful LOGIN.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default();
+                bail!("dovecot exited at start ({status}); its log:\n{log}");
+            }
+            if let Ok(mut session) = self.login().await {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("dovecot did not accept an IMAP LOGIN within 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A logged-in IMAP session on the mailbox (plain text: loopback only).
+    pub async fn login(&self) -> anyhow::Result<async_imap::Session<tokio::net::TcpStream>> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.imap_port)).await?;
+        let mut client = async_imap::Client::new(stream);
+        client.read_response().await?.context("no IMAP greeting")?;
+        client.login(&self.user, &self.password).await.map_err(|(e, _)| anyhow::anyhow!("IMAP LOGIN failed: {e}"))
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        super::terminate(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+fn chown_nobody(path: &Path) -> anyhow::Result<()> {
+    std::os::unix::fs::chown(path, Some(65534), Some(65534))
+        .with_context(|| format!("chown 65534 {} (Dovecot refuses uid 0 for mail; run as root)", path.display()))
+}
