@@ -5,6 +5,10 @@
 //! the same code.
 
 pub mod bench;
+pub mod cognito;
 pub mod logging;
+pub mod otp;
 pub mod pool;
+pub mod scenario;
 pub mod testkit;
+pub mod thresholds;

@@ -304,6 +304,36 @@ pub struct DefectsConfig {
     /// Unknown users' InitiateAuth answers this much later than known users'.
     #[serde(with = "humantime_serde")]
     pub unknown_user_delay: Duration,
+    /// One way the issued tokens are wrong.
+    pub token: TokenDefect,
+}
+
+/// Ways a pool's tokens can be wrong (each breaks one check aws-jwt-verify or the harness makes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenDefect {
+    #[default]
+    None,
+    /// The ID token is signed by a key whose kid is not in the JWKS.
+    UnknownKid,
+    /// The ID token names a JWKS kid but is signed by another key.
+    BadSignature,
+    /// `iss` is not the pool's issuer.
+    WrongIssuer,
+    /// The ID token's `aud` is not the client id.
+    WrongAudience,
+    /// Both tokens expired before they were issued.
+    Expired,
+    /// The ID token says `token_use: access`.
+    WrongTokenUse,
+    /// The two tokens carry different `origin_jti`.
+    OriginJtiMismatch,
+    /// Every token carries the same `jti`.
+    RepeatedJti,
+    /// The ID token's `sub` is not the user's.
+    WrongSub,
+    /// `exp - iat` is not `ExpiresIn`.
+    LifetimeMismatch,
 }
 
 impl PoolConfig {

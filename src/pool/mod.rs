@@ -192,7 +192,7 @@ impl LocalPool {
             issuer: issuer.clone(),
             outbox: config.mail.outbox.then(|| format!("{endpoint}/_aws/ses")),
         };
-        let tokens = Arc::new(tokens::TokenIssuer::new(issuer, config.token_validity)?);
+        let tokens = Arc::new(tokens::TokenIssuer::new(issuer, config.token_validity, config.defects.token)?);
         let mail = Arc::new(
             MailDispatcher::new(&config.mail, &config.faults.mail, &config.region)
                 .await

@@ -42,6 +42,8 @@ pub struct OutboxQuery {
     pub source: Option<String>,
     /// Messages to this recipient (case-insensitive).
     pub to: Option<String>,
+    /// Only messages after the one with this id (all of them if that id is gone). Not in LocalStack.
+    pub after: Option<String>,
 }
 
 impl OutboxQuery {
@@ -74,7 +76,10 @@ impl Outbox {
 
     /// Matching messages, oldest first.
     pub fn list(&self, query: &OutboxQuery) -> Vec<OutboxMessage> {
-        self.messages.lock().iter().filter(|m| query.matches(m)).cloned().collect()
+        let messages = self.messages.lock();
+        let start =
+            query.after.as_ref().and_then(|after| messages.iter().rposition(|m| &m.id == after)).map_or(0, |i| i + 1);
+        messages.iter().skip(start).filter(|m| query.matches(m)).cloned().collect()
     }
 
     /// The newest message to `to`, searched from the newest end.
@@ -131,6 +136,10 @@ mod tests {
         assert_eq!(all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["2", "3"]);
         let to_a = outbox.list(&OutboxQuery { to: Some("a@x.test".into()), ..Default::default() });
         assert_eq!(to_a.len(), 1);
+        let after_2 = outbox.list(&OutboxQuery { after: Some("2".into()), ..Default::default() });
+        assert_eq!(after_2.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["3"]);
+        let after_gone = outbox.list(&OutboxQuery { after: Some("1".into()), ..Default::default() });
+        assert_eq!(after_gone.len(), 2, "an evicted id gives everything");
         assert_eq!(outbox.remove(&OutboxQuery { id: Some("2".into()), ..Default::default() }), 1);
         assert_eq!(outbox.len(), 1);
     }

@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
+use super::config::TokenDefect;
 use super::error::{CognitoError, ErrorKind};
 use super::users::User;
 
@@ -118,6 +119,9 @@ pub struct TokenIssuer {
     validity: Duration,
     id_key: SigningKey,
     access_key: SigningKey,
+    /// A key outside the JWKS, made only for the token defects that need one.
+    rogue_key: Option<SigningKey>,
+    defect: TokenDefect,
     rng: SystemRandom,
 }
 
@@ -129,12 +133,25 @@ impl std::fmt::Debug for TokenIssuer {
 
 impl TokenIssuer {
     /// New keys for `issuer` (the `iss` claim; the JWKS lives at `{issuer}/.well-known/jwks.json`).
-    pub fn new(issuer: String, validity: Duration) -> anyhow::Result<Self> {
+    /// `defect` makes every token wrong in one way (`TokenDefect::None` for correct tokens).
+    pub fn new(issuer: String, validity: Duration, defect: TokenDefect) -> anyhow::Result<Self> {
+        let id_key = SigningKey::generate()?;
+        let rogue_key = match defect {
+            TokenDefect::UnknownKid => Some(SigningKey::generate()?),
+            TokenDefect::BadSignature => {
+                let mut rogue = SigningKey::generate()?;
+                rogue.encoded_header = id_key.encoded_header.clone();
+                Some(rogue)
+            }
+            _ => None,
+        };
         Ok(Self {
             issuer,
             validity,
-            id_key: SigningKey::generate()?,
+            id_key,
             access_key: SigningKey::generate()?,
+            rogue_key,
+            defect,
             rng: SystemRandom::new(),
         })
     }
@@ -145,11 +162,20 @@ impl TokenIssuer {
 
     /// Signs an ID and an access token for `user` signing in through `client_id`.
     pub fn issue(&self, user: &User, client_id: &str) -> anyhow::Result<IssuedTokens> {
-        let now = epoch_seconds();
-        let exp = now + self.validity.as_secs();
+        let defect = self.defect;
+        let validity = self.validity.as_secs();
+        let (now, exp) = match defect {
+            TokenDefect::Expired => (epoch_seconds() - validity - 60, epoch_seconds() - 60),
+            TokenDefect::LifetimeMismatch => (epoch_seconds(), epoch_seconds() + validity + 600),
+            _ => (epoch_seconds(), epoch_seconds() + validity),
+        };
         let origin_jti = uuid::Uuid::new_v4().to_string();
         let event_id = uuid::Uuid::new_v4().to_string();
-        let id = IdClaims {
+        let jti = || match defect {
+            TokenDefect::RepeatedJti => "00000000-0000-4000-8000-000000000000".to_string(),
+            _ => uuid::Uuid::new_v4().to_string(),
+        };
+        let mut id = IdClaims {
             sub: user.sub.clone(),
             email_verified: user.email_verified,
             iss: self.issuer.clone(),
@@ -161,10 +187,10 @@ impl TokenIssuer {
             auth_time: now,
             exp,
             iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti(),
             email: user.email.clone(),
         };
-        let access = AccessClaims {
+        let mut access = AccessClaims {
             sub: user.sub.clone(),
             iss: self.issuer.clone(),
             client_id: client_id.to_string(),
@@ -175,11 +201,23 @@ impl TokenIssuer {
             auth_time: now,
             exp,
             iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti(),
             username: user.username.clone(),
         };
+        match defect {
+            TokenDefect::WrongIssuer => {
+                id.iss = format!("{}-elsewhere", self.issuer);
+                access.iss = id.iss.clone();
+            }
+            TokenDefect::WrongAudience => id.aud = "someotherclient000000000000".into(),
+            TokenDefect::WrongTokenUse => id.token_use = "access".into(),
+            TokenDefect::OriginJtiMismatch => access.origin_jti = uuid::Uuid::new_v4().to_string(),
+            TokenDefect::WrongSub => id.sub = uuid::Uuid::new_v4().to_string(),
+            _ => {}
+        }
+        let id_signer = self.rogue_key.as_ref().unwrap_or(&self.id_key);
         Ok(IssuedTokens {
-            id_token: self.id_key.sign(&id, &self.rng)?,
+            id_token: id_signer.sign(&id, &self.rng)?,
             access_token: self.access_key.sign(&access, &self.rng)?,
             refresh_token: opaque_refresh_token(),
             expires_in: self.validity.as_secs(),
@@ -252,7 +290,8 @@ mod tests {
     #[test]
     fn access_tokens_verify_and_id_tokens_do_not_pass_as_access_tokens() {
         let issuer =
-            TokenIssuer::new("http://127.0.0.1:1/us-east-1_X".into(), Duration::from_secs(3600)).expect("keys");
+            TokenIssuer::new("http://127.0.0.1:1/us-east-1_X".into(), Duration::from_secs(3600), TokenDefect::None)
+                .expect("keys");
         let tokens = issuer.issue(&user(), "client").expect("issued");
         let claims = issuer.verify_access_token(&tokens.access_token).expect("valid access token");
         assert_eq!(claims.username, user().username);
@@ -265,7 +304,7 @@ mod tests {
 
     #[test]
     fn jwks_has_two_distinct_kids() {
-        let issuer = TokenIssuer::new("http://x/p".into(), Duration::from_secs(3600)).expect("keys");
+        let issuer = TokenIssuer::new("http://x/p".into(), Duration::from_secs(3600), TokenDefect::None).expect("keys");
         let jwks = issuer.jwks();
         let keys = jwks["keys"].as_array().expect("keys array");
         assert_eq!(keys.len(), 2);

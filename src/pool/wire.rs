@@ -408,11 +408,12 @@ struct OutboxParams {
     id: Option<String>,
     email: Option<String>,
     to: Option<String>,
+    after: Option<String>,
 }
 
 impl From<OutboxParams> for OutboxQuery {
     fn from(p: OutboxParams) -> Self {
-        OutboxQuery { id: p.id, source: p.email, to: p.to }
+        OutboxQuery { id: p.id, source: p.email, to: p.to, after: p.after }
     }
 }
 

@@ -1,0 +1,225 @@
+//! The harness's Cognito client: the AWS SDK with its retries off (a load tool must see throttling),
+//! timeouts set, the standard credential chain and region (or dummy credentials for the local pool),
+//! `endpoint_url` honoured. Every error is classified by its `__type`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider as cip;
+use cip::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// Where the run signs in.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    pub region: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub endpoint_url: Option<String>,
+    /// The tokens' `iss`; the JWKS is at `{issuer}/.well-known/jwks.json`.
+    pub issuer: String,
+    /// The embedded pool: dummy credentials, no credential chain.
+    pub local: bool,
+    pub call_timeout: Duration,
+}
+
+/// A challenge to answer.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub name: String,
+    pub session: String,
+    /// ChallengeParameters.USERNAME (the internal username).
+    pub username: String,
+    pub parameters: HashMap<String, String>,
+}
+
+/// Tokens of a finished sign-in.
+#[derive(Clone)]
+pub struct Tokens {
+    pub id_token: String,
+    pub access_token: String,
+    pub has_refresh_token: bool,
+    pub expires_in: i64,
+    pub token_type: Option<String>,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// What answering a challenge gives.
+#[derive(Debug, Clone)]
+pub enum AuthAnswer {
+    Challenge(Challenge),
+    Tokens(Tokens),
+}
+
+/// How a failed call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorClass {
+    /// TooManyRequestsException: kept apart from failures.
+    Throttled,
+    NotAuthorized,
+    UserNotFound,
+    /// A trigger failed (UserLambdaValidation, InvalidLambdaResponse, UnexpectedLambda).
+    Lambda,
+    InvalidParameter,
+    ResourceNotFound,
+    /// Any other service error.
+    Service,
+    /// No answer in time.
+    Timeout,
+    /// Connection refused, DNS, TLS, a malformed answer.
+    Transport,
+}
+
+/// A failed Cognito call: its class, `__type` and message (Cognito's own words; never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub class: ErrorClass,
+    pub type_name: String,
+    pub message: String,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.type_name, self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl CallError {
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(err: SdkError<E, R>) -> Self {
+        if let Some(service) = err.as_service_error() {
+            let type_name = service.code().unwrap_or("UnknownError").to_string();
+            let class = match type_name.as_str() {
+                "TooManyRequestsException" | "LimitExceededException" => ErrorClass::Throttled,
+                "NotAuthorizedException" => ErrorClass::NotAuthorized,
+                "UserNotFoundException" => ErrorClass::UserNotFound,
+                "UserLambdaValidationException" | "InvalidLambdaResponseException" | "UnexpectedLambdaException" => {
+                    ErrorClass::Lambda
+                }
+                "InvalidParameterException" => ErrorClass::InvalidParameter,
+                "ResourceNotFoundException" => ErrorClass::ResourceNotFound,
+                _ => ErrorClass::Service,
+            };
+            return Self { class, type_name, message: service.message().unwrap_or("").to_string() };
+        }
+        let (class, type_name) = match &err {
+            SdkError::TimeoutError(_) => (ErrorClass::Timeout, "Timeout"),
+            SdkError::DispatchFailure(d) if d.is_timeout() => (ErrorClass::Timeout, "Timeout"),
+            _ => (ErrorClass::Transport, "TransportError"),
+        };
+        Self { class, type_name: type_name.to_string(), message: DisplayErrorContext(&err).to_string() }
+    }
+
+    pub fn is(&self, type_name: &str, message: &str) -> bool {
+        self.type_name == type_name && self.message == message
+    }
+}
+
+/// The SDK client bound to one pool and app client.
+#[derive(Debug, Clone)]
+pub struct CognitoClient {
+    sdk: cip::Client,
+    target: ResolvedTarget,
+}
+
+impl CognitoClient {
+    /// Builds the client: retries off, per-call timeout; local targets use dummy credentials.
+    pub async fn new(target: ResolvedTarget) -> Self {
+        let retry = cip::config::retry::RetryConfig::disabled();
+        let timeouts = cip::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(target.call_timeout.min(Duration::from_secs(5)))
+            .operation_timeout(target.call_timeout)
+            .build();
+        let region = cip::config::Region::new(target.region.clone());
+        let mut builder = if target.local {
+            cip::Config::builder()
+                .behavior_version(cip::config::BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(cip::config::Credentials::new("local", "local", None, None, "otp-harness"))
+        } else {
+            let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
+            cip::config::Builder::from(&shared)
+        };
+        builder = builder.retry_config(retry).timeout_config(timeouts);
+        if let Some(url) = &target.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Self { sdk: cip::Client::from_conf(builder.build()), target }
+    }
+
+    pub fn target(&self) -> &ResolvedTarget {
+        &self.target
+    }
+
+    /// InitiateAuth with CUSTOM_AUTH for `username`.
+    pub async fn initiate_custom_auth(&self, username: &str) -> Result<Challenge, CallError> {
+        let out = self
+            .sdk
+            .initiate_auth()
+            .auth_flow(cip::types::AuthFlowType::CustomAuth)
+            .client_id(&self.target.client_id)
+            .auth_parameters("USERNAME", username)
+            .send()
+            .await
+            .map_err(CallError::from_sdk)?;
+        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters())
+    }
+
+    /// RespondToAuthChallenge with a CUSTOM_CHALLENGE answer.
+    pub async fn respond(&self, challenge: &Challenge, answer: &str) -> Result<AuthAnswer, CallError> {
+        let out = self
+            .sdk
+            .respond_to_auth_challenge()
+            .client_id(&self.target.client_id)
+            .challenge_name(cip::types::ChallengeNameType::CustomChallenge)
+            .session(&challenge.session)
+            .challenge_responses("USERNAME", &challenge.username)
+            .challenge_responses("ANSWER", answer)
+            .send()
+            .await
+            .map_err(CallError::from_sdk)?;
+        if let Some(result) = out.authentication_result() {
+            return Ok(AuthAnswer::Tokens(Tokens {
+                id_token: result.id_token().unwrap_or_default().to_string(),
+                access_token: result.access_token().unwrap_or_default().to_string(),
+                has_refresh_token: result.refresh_token().is_some_and(|t| !t.is_empty()),
+                expires_in: i64::from(result.expires_in()),
+                token_type: result.token_type().map(str::to_string),
+            }));
+        }
+        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters()).map(AuthAnswer::Challenge)
+    }
+
+    /// GetUser: the username and attributes the access token stands for.
+    pub async fn get_user(&self, access_token: &str) -> Result<(String, HashMap<String, String>), CallError> {
+        let out = self.sdk.get_user().access_token(access_token).send().await.map_err(CallError::from_sdk)?;
+        let attributes =
+            out.user_attributes().iter().map(|a| (a.name().to_string(), a.value().unwrap_or("").to_string())).collect();
+        Ok((out.username().to_string(), attributes))
+    }
+}
+
+fn challenge_of(
+    name: Option<&cip::types::ChallengeNameType>,
+    session: Option<&str>,
+    parameters: Option<&HashMap<String, String>>,
+) -> Result<Challenge, CallError> {
+    let malformed = |what: &str| CallError {
+        class: ErrorClass::Transport,
+        type_name: "MalformedResponse".into(),
+        message: format!("the answer has no {what}"),
+    };
+    let parameters = parameters.cloned().unwrap_or_default();
+    Ok(Challenge {
+        name: name.map(|n| n.as_str().to_string()).ok_or_else(|| malformed("ChallengeName"))?,
+        session: session.ok_or_else(|| malformed("Session"))?.to_string(),
+        username: parameters.get("USERNAME").cloned().ok_or_else(|| malformed("ChallengeParameters.USERNAME"))?,
+        parameters,
+    })
+}

@@ -1,0 +1,319 @@
+//! The IMAP source: one shared connection per inbox (never one per virtual user), TLS by default,
+//! plain text only to loopback. It notes the inbox's UIDNEXT at start (older mail is not ours), then
+//! fetches every new UID as IDLE announces it (or as a NOOP poll finds it), hands each mail to the
+//! mailroom, and deletes or flags it. A dropped connection is reopened and resumes from the last UID,
+//! so nothing that arrived meanwhile is lost.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls;
+
+use super::{Extractor, Mailroom, SourceError, deliver};
+use crate::scenario::{AfterRead, ImapMode, ImapOptions};
+
+/// How long one IDLE lasts before it is renewed.
+const IDLE_CYCLE: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A plain or TLS connection.
+#[derive(Debug)]
+pub enum ImapStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type ImapSession = Session<ImapStream>;
+
+/// Watches one inbox.
+pub struct ImapWatcher {
+    options: ImapOptions,
+    password: String,
+    extractor: Extractor,
+    tls: Option<TlsConnector>,
+    session: Option<ImapSession>,
+    last_uid: u32,
+    uid_validity: Option<u32>,
+}
+
+impl ImapWatcher {
+    /// Reads the password, logs in and selects the mailbox: a failure here means the run cannot happen.
+    pub async fn connect(options: ImapOptions, extractor: Extractor) -> Result<Self, SourceError> {
+        let password = read_password(&options)?;
+        let tls = if options.tls { Some(tls_connector(&options)?) } else { None };
+        let mut watcher = Self { options, password, extractor, tls, session: None, last_uid: 0, uid_validity: None };
+        let (session, uid_next, uid_validity) = watcher.open().await.map_err(|e| SourceError::new("imap", e))?;
+        watcher.last_uid = uid_next.saturating_sub(1);
+        watcher.uid_validity = uid_validity;
+        watcher.session = Some(session);
+        Ok(watcher)
+    }
+
+    fn port(&self) -> u16 {
+        self.options.port.unwrap_or(if self.options.tls { 993 } else { 143 })
+    }
+
+    /// Connects, logs in, selects; returns the session, UIDNEXT and UIDVALIDITY.
+    async fn open(&self) -> Result<(ImapSession, u32, Option<u32>), String> {
+        let (host, port) = (self.options.host.as_str(), self.port());
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| format!("connecting to {host}:{port} timed out"))?
+            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        let stream = match &self.tls {
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
+                    .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
+                ImapStream::Tls(Box::new(tls))
+            }
+            None => ImapStream::Plain(tcp),
+        };
+        let mut client = async_imap::Client::new(stream);
+        tokio::time::timeout(CONNECT_TIMEOUT, client.read_response())
+            .await
+            .map_err(|_| format!("{host}:{port} sent no IMAP greeting"))?
+            .map_err(|e| format!("reading the greeting of {host}:{port}: {e}"))?
+            .ok_or_else(|| format!("{host}:{port} closed the connection before greeting"))?;
+        let mut session = client
+            .login(&self.options.username, &self.password)
+            .await
+            .map_err(|(e, _)| format!("IMAP LOGIN as {} failed: {e}", self.options.username))?;
+        let mailbox = session
+            .select(&self.options.mailbox)
+            .await
+            .map_err(|e| format!("selecting {}: {e}", self.options.mailbox))?;
+        let uid_next = match mailbox.uid_next {
+            Some(next) => next,
+            None => {
+                let uids = session.uid_search("ALL").await.map_err(|e| format!("UID SEARCH: {e}"))?;
+                uids.into_iter().max().unwrap_or(0) + 1
+            }
+        };
+        Ok((session, uid_next, mailbox.uid_validity))
+    }
+
+    /// Watches until stopped.
+    pub async fn run(mut self, mailroom: Arc<Mailroom>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let Some(mut session) = self.session.take() else {
+                match self.open().await {
+                    Ok((session, _, uid_validity)) => {
+                        if uid_validity != self.uid_validity {
+                            tracing::warn!("the mailbox's UIDVALIDITY changed; reading it from the start");
+                            self.last_uid = 0;
+                            self.uid_validity = uid_validity;
+                        }
+                        mailroom.count_reconnect();
+                        backoff = Duration::from_millis(200);
+                        self.session = Some(session);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "IMAP reconnect failed; retrying");
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                continue;
+            };
+            if let Err(e) = self.fetch_new(&mut session, &mailroom).await {
+                tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
+                continue;
+            }
+            match self.wait_for_news(session, &mut stop).await {
+                Ok(Some(session)) => self.session = Some(session),
+                Ok(None) => break,
+                Err(e) => tracing::warn!(error = %e, "IMAP connection lost; reconnecting"),
+            }
+        }
+        if let Some(mut session) = self.session.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+        }
+    }
+
+    /// Fetches every UID above the last one seen, feeds the mailroom, then deletes or flags them.
+    async fn fetch_new(&mut self, session: &mut ImapSession, mailroom: &Mailroom) -> Result<(), String> {
+        while session.unsolicited_responses.try_recv().is_ok() {}
+        let range = format!("{}:*", self.last_uid + 1);
+        let mut fetched: Vec<(u32, Vec<u8>)> = session
+            .uid_fetch(&range, "(UID BODY.PEEK[])")
+            .await
+            .map_err(|e| format!("UID FETCH: {e}"))?
+            .try_filter_map(|f| async move { Ok(f.uid.map(|uid| (uid, f.body().unwrap_or_default().to_vec()))) })
+            .try_collect()
+            .await
+            .map_err(|e| format!("UID FETCH: {e}"))?;
+        // `n:*` always returns the last message, even when its UID is below n.
+        fetched.retain(|(uid, _)| *uid > self.last_uid);
+        fetched.sort_by_key(|(uid, _)| *uid);
+        let mut uids = Vec::with_capacity(fetched.len());
+        for (uid, raw) in fetched {
+            deliver(mailroom, self.extractor.extract(&raw));
+            self.last_uid = self.last_uid.max(uid);
+            uids.push(uid.to_string());
+        }
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uids.join(",");
+        let flag = match self.options.after_read {
+            AfterRead::Delete => "+FLAGS.SILENT (\\Deleted)",
+            AfterRead::Flag => "+FLAGS.SILENT (\\Seen)",
+            AfterRead::Keep => return Ok(()),
+        };
+        let _: Vec<_> = session
+            .uid_store(&set, flag)
+            .await
+            .map_err(|e| format!("UID STORE: {e}"))?
+            .try_collect()
+            .await
+            .map_err(|e| format!("UID STORE: {e}"))?;
+        if self.options.after_read == AfterRead::Delete {
+            let _: Vec<_> = session
+                .uid_expunge(&set)
+                .await
+                .map_err(|e| format!("UID EXPUNGE: {e}"))?
+                .try_collect()
+                .await
+                .map_err(|e| format!("UID EXPUNGE: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for new mail (IDLE or a NOOP poll); `Ok(None)` when told to stop.
+    async fn wait_for_news(
+        &self,
+        mut session: ImapSession,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<ImapSession>, String> {
+        match self.options.mode {
+            ImapMode::Poll => {
+                tokio::select! {
+                    _ = stop.changed() => return Ok(None),
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                }
+                session.noop().await.map_err(|e| format!("NOOP: {e}"))?;
+                Ok(Some(session))
+            }
+            ImapMode::Idle => {
+                let mut idle = session.idle();
+                idle.init().await.map_err(|e| format!("IDLE: {e}"))?;
+                let stopping = {
+                    let (wait, interrupt) = idle.wait_with_timeout(IDLE_CYCLE);
+                    tokio::pin!(wait);
+                    tokio::select! {
+                        answer = &mut wait => {
+                            match answer.map_err(|e| format!("IDLE: {e}"))? {
+                                IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt => false,
+                            }
+                        }
+                        _ = stop.changed() => {
+                            drop(interrupt);
+                            let _ = (&mut wait).await;
+                            true
+                        }
+                    }
+                };
+                let session = idle.done().await.map_err(|e| format!("IDLE DONE: {e}"))?;
+                Ok((!stopping).then_some(session))
+            }
+        }
+    }
+}
+
+/// The password, from the environment variable or the file the scenario names (never from the scenario).
+fn read_password(options: &ImapOptions) -> Result<String, SourceError> {
+    if let Some(var) = &options.password_env {
+        return std::env::var(var).map_err(|_| {
+            SourceError::new("imap", format!("the environment variable {var} (the IMAP password) is not set"))
+        });
+    }
+    if let Some(path) = &options.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SourceError::new("imap", format!("cannot read the password file {}: {e}", path.display())))?;
+        return Ok(text.lines().next().unwrap_or("").to_string());
+    }
+    Err(SourceError::new("imap", "no password_env or password_file"))
+}
+
+/// TLS with the system's roots, or only the given CA when `ca_file` is set.
+fn tls_connector(options: &ImapOptions) -> Result<TlsConnector, SourceError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &options.ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| SourceError::new("imap", format!("cannot read {}: {e}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| SourceError::new("imap", format!("{}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| SourceError::new("imap", format!("{}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SourceError::new("imap", format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}

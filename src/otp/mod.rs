@@ -1,0 +1,128 @@
+//! OTP sources: where the harness reads the codes the pool mails — an IMAP inbox, the S3 bucket of an
+//! SES receipt rule, or an outbox (`/_aws/ses` of the local pool or LocalStack). Each source runs one
+//! watcher that parses new mail and feeds the shared `Mailroom`; virtual users wait there for the
+//! code of *their* sign-in.
+
+pub mod extract;
+pub mod imap;
+pub mod mailroom;
+pub mod outbox;
+pub mod s3;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use extract::Extractor;
+pub use mailroom::{Delivery, MailCounts, Mailroom, WaitError};
+
+use crate::cognito::ResolvedTarget;
+use crate::scenario::{Otp, OtpSourceKind};
+
+/// The source could not be reached or set up: the run cannot happen (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{source_kind} source: {message}")]
+pub struct SourceError {
+    pub source_kind: &'static str,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(source_kind: &'static str, message: impl Into<String>) -> Self {
+        Self { source_kind, message: message.into() }
+    }
+}
+
+/// A running source: its watcher task and the mailroom it fills.
+pub struct OtpSource {
+    pub kind: OtpSourceKind,
+    mailroom: Arc<Mailroom>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OtpSource {
+    /// Connects (a failure here is a `SourceError`), notes what is already there as old, and starts
+    /// watching. `local_outbox` is the embedded pool's outbox address, the default for `outbox`.
+    pub async fn start(otp: &Otp, target: &ResolvedTarget, local_outbox: Option<&str>) -> Result<Self, SourceError> {
+        let extractor = Extractor::new(&otp.code_pattern, otp.from.as_deref())
+            .map_err(|e| SourceError::new("otp", format!("bad code pattern: {e}")))?;
+        let mailroom = Arc::new(Mailroom::new());
+        let (stop, stopped) = watch::channel(false);
+        let task = match otp.source {
+            OtpSourceKind::Outbox => {
+                let url = otp.outbox.url.clone().or_else(|| local_outbox.map(str::to_string)).ok_or_else(|| {
+                    SourceError::new(
+                        "outbox",
+                        "no outbox address: set otp.outbox.url (the local pool's sink may be off)",
+                    )
+                })?;
+                let watcher = outbox::OutboxWatcher::connect(url, otp.outbox.poll_interval, extractor).await?;
+                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+            }
+            OtpSourceKind::S3 => {
+                let options = otp.s3.clone().ok_or_else(|| SourceError::new("s3", "[otp.s3] is missing"))?;
+                let watcher = s3::S3Watcher::connect(options, &target.region, extractor).await?;
+                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+            }
+            OtpSourceKind::Imap => {
+                let options = otp.imap.clone().ok_or_else(|| SourceError::new("imap", "[otp.imap] is missing"))?;
+                let watcher = imap::ImapWatcher::connect(options, extractor).await?;
+                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+            }
+        };
+        Ok(Self { kind: otp.source, mailroom, stop, task })
+    }
+
+    pub fn mailroom(&self) -> &Arc<Mailroom> {
+        &self.mailroom
+    }
+
+    /// Stops the watcher and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Remembers the last N ids seen, to skip mail already ingested.
+#[derive(Debug, Default)]
+pub(crate) struct SeenIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SeenIds {
+    const CAPACITY: usize = 100_000;
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    /// True if `id` is new (and remembers it).
+    pub(crate) fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Feeds one parsed mail to the mailroom.
+pub(crate) fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) {
+    match extracted {
+        Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
+            mailroom.ingest(&recipients, &code)
+        }
+        _ => mailroom.ignore(),
+    }
+}

@@ -1,0 +1,128 @@
+//! The S3 source: the bucket and prefix an SES receipt rule with an S3 action writes to. Lists new keys,
+//! takes them oldest first (LastModified), fetches and parses each, then deletes or keeps it.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use tokio::sync::watch;
+
+use super::{Extractor, Mailroom, SeenIds, SourceError, deliver};
+use crate::scenario::{AfterRead, S3Options};
+
+pub struct S3Watcher {
+    client: aws_sdk_s3::Client,
+    options: S3Options,
+    extractor: Extractor,
+    seen: SeenIds,
+}
+
+impl S3Watcher {
+    /// Builds the client (standard credential chain; path-style with a custom endpoint) and lists the
+    /// bucket once: it must answer, and what it holds now is old mail.
+    pub async fn connect(options: S3Options, target_region: &str, extractor: Extractor) -> Result<Self, SourceError> {
+        let region =
+            aws_sdk_s3::config::Region::new(options.region.clone().unwrap_or_else(|| target_region.to_string()));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared);
+        if options.endpoint_url.is_some() {
+            builder = builder.force_path_style(true);
+        }
+        let client = aws_sdk_s3::Client::from_conf(builder.build());
+        let mut watcher = Self { client, options, extractor, seen: SeenIds::default() };
+        let existing = watcher.list().await.map_err(|e| SourceError::new("s3", e))?;
+        for (key, _) in existing {
+            watcher.seen.insert(&key);
+        }
+        Ok(watcher)
+    }
+
+    /// Every key under the prefix with its LastModified (epoch ms), oldest first.
+    async fn list(&self) -> Result<Vec<(String, i64)>, String> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.options.bucket)
+                .prefix(&self.options.prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    format!("listing s3://{}/{}: {}", self.options.bucket, self.options.prefix, DisplayErrorContext(&e))
+                })?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    let modified = object.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0);
+                    out.push((key.to_string(), modified));
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    async fn take(&self, key: &str) -> Result<Vec<u8>, String> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.options.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("getting {key}: {}", DisplayErrorContext(&e)))?;
+        let bytes = object.body.collect().await.map_err(|e| format!("reading {key}: {e}"))?.into_bytes();
+        if self.options.after_read == AfterRead::Delete {
+            if let Err(e) = self.client.delete_object().bucket(&self.options.bucket).key(key).send().await {
+                tracing::warn!(error = %DisplayErrorContext(&e), "could not delete a read mail from S3");
+            }
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Polls until stopped.
+    pub async fn run(mut self, mailroom: Arc<Mailroom>, mut stop: watch::Receiver<bool>) {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+            let keys = match self.list().await {
+                Ok(keys) => keys,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "S3 poll failed; retrying");
+                    }
+                    failing = true;
+                    continue;
+                }
+            };
+            if failing {
+                mailroom.count_reconnect();
+                failing = false;
+            }
+            for (key, _) in keys {
+                if self.seen.contains(&key) {
+                    continue;
+                }
+                match self.take(&key).await {
+                    Ok(raw) => {
+                        self.seen.insert(&key);
+                        deliver(&mailroom, self.extractor.extract(&raw));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "S3 mail could not be read; retrying"),
+                }
+            }
+        }
+    }
+}
