@@ -181,7 +181,7 @@ mod tests {
     impl MetricSource for Fixed {
         fn value(&self, step: &str, metric: Metric) -> Option<f64> {
             match (step, metric) {
-                ("login", Metric::Percentile(p)) if p == 99.0 => Some(1500.0),
+                ("login", Metric::Percentile(99.0)) => Some(1500.0),
                 ("login", Metric::SuccessRate) => Some(0.98),
                 ("throttled", Metric::Count) => Some(0.0),
                 _ => None,

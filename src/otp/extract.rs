@@ -64,10 +64,10 @@ impl Extractor {
     }
 
     fn code_in<'a>(&self, sender: Option<&str>, mut texts: impl Iterator<Item = &'a str>) -> Option<String> {
-        if let Some(expected) = &self.from {
-            if sender.is_none_or(|s| !s.eq_ignore_ascii_case(expected)) {
-                return None;
-            }
+        if let Some(expected) = &self.from
+            && sender.is_none_or(|s| !s.eq_ignore_ascii_case(expected))
+        {
+            return None;
         }
         texts.find_map(|text| self.pattern.captures(text).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()))
     }

@@ -108,10 +108,10 @@ impl SeenIds {
         }
         self.set.insert(id.to_string());
         self.order.push_back(id.to_string());
-        if self.order.len() > Self::CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() > Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         true
     }

@@ -81,10 +81,10 @@ impl S3Watcher {
             .await
             .map_err(|e| format!("getting {key}: {}", DisplayErrorContext(&e)))?;
         let bytes = object.body.collect().await.map_err(|e| format!("reading {key}: {e}"))?.into_bytes();
-        if self.options.after_read == AfterRead::Delete {
-            if let Err(e) = self.client.delete_object().bucket(&self.options.bucket).key(key).send().await {
-                tracing::warn!(error = %DisplayErrorContext(&e), "could not delete a read mail from S3");
-            }
+        if self.options.after_read == AfterRead::Delete
+            && let Err(e) = self.client.delete_object().bucket(&self.options.bucket).key(key).send().await
+        {
+            tracing::warn!(error = %DisplayErrorContext(&e), "could not delete a read mail from S3");
         }
         Ok(bytes.to_vec())
     }

@@ -521,16 +521,16 @@ impl Scenario {
                         "keep one of them",
                     );
                 }
-                if let Some(pool) = &t.pool {
-                    if let Err(e) = pool.validate() {
-                        return err(
-                            "target.pool",
-                            0,
-                            "",
-                            format!("[target.pool]: {e}"),
-                            "see scenarios/local-pool.toml for every key and its default",
-                        );
-                    }
+                if let Some(pool) = &t.pool
+                    && let Err(e) = pool.validate()
+                {
+                    return err(
+                        "target.pool",
+                        0,
+                        "",
+                        format!("[target.pool]: {e}"),
+                        "see scenarios/local-pool.toml for every key and its default",
+                    );
                 }
             }
             TargetKind::Aws => {
@@ -586,16 +586,16 @@ impl Scenario {
                 "e.g. pattern = \"loadtest+{n}@mail.example.test\"",
             );
         }
-        if let Some(p) = &u.unknown_pattern {
-            if !p.contains("{n}") || !p.contains('@') {
-                return err(
-                    "users",
-                    0,
-                    "unknown_pattern",
-                    format!("users.unknown_pattern {p:?} needs {{n}} and an @domain"),
-                    "e.g. unknown_pattern = \"nobody+{n}@mail.example.test\"",
-                );
-            }
+        if let Some(p) = &u.unknown_pattern
+            && (!p.contains("{n}") || !p.contains('@'))
+        {
+            return err(
+                "users",
+                0,
+                "unknown_pattern",
+                format!("users.unknown_pattern {p:?} needs {{n}} and an @domain"),
+                "e.g. unknown_pattern = \"nobody+{n}@mail.example.test\"",
+            );
         }
         let needed = self.load.users + self.probes.users_needed();
         if u.count < needed {
