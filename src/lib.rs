@@ -5,10 +5,15 @@
 //! the same code.
 
 pub mod bench;
+pub mod checks;
 pub mod cognito;
+pub mod flows;
 pub mod logging;
+pub mod metrics;
 pub mod otp;
 pub mod pool;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod testkit;
 pub mod thresholds;

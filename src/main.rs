@@ -17,6 +17,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario: virtual users sign in, codes are read from the inbox, lockout and tokens are checked.
+    ///
+    /// Writes summary.json, summary.md and junit.xml into reports/<name>-<UTC time>/ and prints a summary.
+    /// Exit codes: 0 pass, 2 unusable scenario or arguments, 3 the run could not happen,
+    /// 98 conformance failure, 99 threshold breached.
+    Run {
+        /// The scenario file (TOML); see scenarios/.
+        scenario: PathBuf,
+        /// Parent folder of the run's report folder (default: the scenario's report.dir, "reports").
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Check the scenario file and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the local pool: an offline Cognito-compatible endpoint for custom-auth sign-in by email code.
     ///
     /// Prints one JSON line (endpoint, region, user_pool_id, client_id, …) to stdout when ready, then
@@ -57,6 +72,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Run { scenario, out, check } => run_scenario(scenario, out, check).await,
             Command::Pool { listen, config, user_pattern, users } => {
                 run_pool(listen, config, user_pattern, users).await
             }
@@ -69,6 +85,32 @@ fn main() -> ExitCode {
             },
         }
     })
+}
+
+async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool) -> ExitCode {
+    let scenario = match otp_harness::scenario::Scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if check_only {
+        println!("{}: ok", path.display());
+        return ExitCode::SUCCESS;
+    }
+    let options = otp_harness::run::RunOptions { report_dir: out };
+    match otp_harness::run::run(&scenario, &options).await {
+        Ok(output) => {
+            print!("{}", otp_harness::report::console::render(&output.result));
+            println!("  reports: {}", output.report_dir.display());
+            ExitCode::from(output.result.exit_code)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 async fn run_pool(listen: String, config: Option<PathBuf>, pattern: Option<String>, users: Option<u32>) -> ExitCode {

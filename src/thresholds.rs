@@ -73,7 +73,7 @@ pub trait MetricSource {
 }
 
 /// A threshold's outcome.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdResult {
     pub key: String,
     pub condition: String,

@@ -1,0 +1,184 @@
+//! Conformance checks and their verdicts. Flows and probes report each observation as a pass or a
+//! failure with a reason; a check fails if any observation failed, passes if some passed and none
+//! failed, and is skipped (with a reason) when nothing could be observed.
+
+pub mod randomness;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Every check the harness makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    SignIn,
+    Tokens,
+    Retry,
+    Lockout,
+    LockoutRealCodeRefused,
+    SessionReuse,
+    CodeReuseAfterSuccess,
+    CodeReuseInNewSession,
+    NewCodeEachAttempt,
+    FirstCodeAfterRetry,
+    UnknownUserAnswer,
+    UnknownUserTiming,
+    ChallengeLeak,
+    CodeRandomness,
+}
+
+impl Check {
+    /// Stable name (summary.json, junit.xml).
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::SignIn => "sign_in",
+            Check::Tokens => "tokens",
+            Check::Retry => "retry",
+            Check::Lockout => "lockout",
+            Check::LockoutRealCodeRefused => "lockout.real_code_refused",
+            Check::SessionReuse => "probe.session_reuse",
+            Check::CodeReuseAfterSuccess => "probe.code_reuse_after_success",
+            Check::CodeReuseInNewSession => "probe.code_reuse_in_new_session",
+            Check::NewCodeEachAttempt => "probe.new_code_each_attempt",
+            Check::FirstCodeAfterRetry => "probe.first_code_after_retry",
+            Check::UnknownUserAnswer => "probe.unknown_user_answer",
+            Check::UnknownUserTiming => "probe.unknown_user_timing",
+            Check::ChallengeLeak => "probe.challenge_leak",
+            Check::CodeRandomness => "code_randomness",
+        }
+    }
+
+    /// What the check asserts, in a line.
+    pub fn description(self) -> &'static str {
+        match self {
+            Check::SignIn => "the right code signs the user in",
+            Check::Tokens => {
+                "tokens verify as aws-jwt-verify does (RS256 by kid, iss, exp, token_use, aud/client_id) and match the user"
+            }
+            Check::Retry => "after fewer than max_attempts wrong codes, the right code still signs in",
+            Check::Lockout => "the max_attempts-th wrong code ends the sign-in with NotAuthorizedException",
+            Check::LockoutRealCodeRefused => "after the lockout, the real code is refused",
+            Check::SessionReuse => "a consumed Session is refused",
+            Check::CodeReuseAfterSuccess => "a code that signed in is refused in a later session",
+            Check::CodeReuseInNewSession => "a code mailed in an abandoned session is refused in a new one",
+            Check::NewCodeEachAttempt => "each round mails a new code (or the same one, as expected)",
+            Check::FirstCodeAfterRetry => "the first code no longer works once a new one was mailed",
+            Check::UnknownUserAnswer => {
+                "unknown users get the answer expected of the pool (same as known users when hidden)"
+            }
+            Check::UnknownUserTiming => "unknown users are answered as fast as known users",
+            Check::ChallengeLeak => "ChallengeParameters do not carry the code",
+            Check::CodeRandomness => "code digits are uniformly distributed (chi-squared, p >= 0.001)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub status: Status,
+    pub passed: u64,
+    pub failed: u64,
+    /// Why it failed (the first distinct reasons) or was skipped; empty when it passed.
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    reasons: Vec<String>,
+    skip_reason: Option<String>,
+}
+
+const REASONS_KEPT: usize = 3;
+
+/// Collects observations from every virtual user.
+#[derive(Default)]
+pub struct Verdicts {
+    tallies: Mutex<BTreeMap<Check, Tally>>,
+}
+
+impl Verdicts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn pass(&self, check: Check) {
+        self.tallies.lock().entry(check).or_default().passed += 1;
+    }
+
+    /// A failed observation; the reason must carry no code, token or password.
+    pub fn fail(&self, check: Check, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut tallies = self.tallies.lock();
+        let tally = tallies.entry(check).or_default();
+        tally.failed += 1;
+        if tally.reasons.len() < REASONS_KEPT && !tally.reasons.contains(&reason) {
+            tally.reasons.push(reason);
+        }
+    }
+
+    /// Nothing could be observed for `check`, and why.
+    pub fn skip(&self, check: Check, reason: impl Into<String>) {
+        self.tallies.lock().entry(check).or_default().skip_reason = Some(reason.into());
+    }
+
+    /// The verdicts, in check order.
+    pub fn results(&self) -> Vec<CheckResult> {
+        self.tallies
+            .lock()
+            .iter()
+            .map(|(check, t)| {
+                let (status, reason) = if t.failed > 0 {
+                    (Status::Fail, t.reasons.join("; "))
+                } else if t.passed > 0 {
+                    (Status::Pass, String::new())
+                } else {
+                    (Status::Skip, t.skip_reason.clone().unwrap_or_else(|| "nothing was observed".into()))
+                };
+                CheckResult {
+                    name: check.name(),
+                    description: check.description(),
+                    status,
+                    passed: t.passed,
+                    failed: t.failed,
+                    reason,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_failure_fails_the_check_and_reasons_are_kept_distinct() {
+        let v = Verdicts::new();
+        v.pass(Check::SignIn);
+        v.fail(Check::SignIn, "refused");
+        v.fail(Check::SignIn, "refused");
+        v.pass(Check::Tokens);
+        v.skip(Check::CodeRandomness, "too few codes");
+        let results = v.results();
+        let sign_in = results.iter().find(|r| r.name == "sign_in").expect("sign_in");
+        assert_eq!((sign_in.status, sign_in.passed, sign_in.failed), (Status::Fail, 1, 2));
+        assert_eq!(sign_in.reason, "refused");
+        assert_eq!(results.iter().find(|r| r.name == "tokens").map(|r| r.status), Some(Status::Pass));
+        assert_eq!(results.iter().find(|r| r.name == "code_randomness").map(|r| r.status), Some(Status::Skip));
+    }
+}

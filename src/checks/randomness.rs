@@ -1,0 +1,61 @@
+//! Code randomness: a chi-squared test of digit frequencies over every code the run was mailed.
+//! A weak generator (a digit that never appears, a skewed one) fails it; a uniform one passes at the
+//! 0.001 level (9 degrees of freedom: critical value 27.877).
+
+const CRITICAL_9_DOF_P001: f64 = 27.877;
+
+/// The outcome of the test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RandomnessVerdict {
+    Uniform { codes: usize, chi_squared: f64 },
+    Skewed { codes: usize, chi_squared: f64, rarest_digit: u8, rarest_count: u64, expected: f64 },
+    TooFew { codes: usize, needed: usize },
+}
+
+/// Tests the digits of `codes` (non-digits are ignored).
+pub fn digit_frequencies<'a>(codes: impl IntoIterator<Item = &'a str>, min_codes: usize) -> RandomnessVerdict {
+    let mut counts = [0u64; 10];
+    let mut n_codes = 0usize;
+    for code in codes {
+        n_codes += 1;
+        for b in code.bytes().filter(u8::is_ascii_digit) {
+            counts[usize::from(b - b'0')] += 1;
+        }
+    }
+    if n_codes < min_codes.max(1) {
+        return RandomnessVerdict::TooFew { codes: n_codes, needed: min_codes.max(1) };
+    }
+    let total: u64 = counts.iter().sum();
+    let expected = total as f64 / 10.0;
+    let chi_squared: f64 = counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum();
+    if chi_squared <= CRITICAL_9_DOF_P001 {
+        return RandomnessVerdict::Uniform { codes: n_codes, chi_squared };
+    }
+    let (rarest_digit, rarest_count) =
+        counts.iter().enumerate().min_by_key(|(_, c)| **c).map(|(d, c)| (d as u8, *c)).unwrap_or((0, 0));
+    RandomnessVerdict::Skewed { codes: n_codes, chi_squared, rarest_digit, rarest_count, expected }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window_codes(alphabet: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| alphabet.chars().cycle().skip(i % alphabet.len()).take(6).collect()).collect()
+    }
+
+    #[test]
+    fn uniform_digits_pass_and_a_missing_digit_fails() {
+        let balanced = window_codes("0123456789", 60);
+        assert!(matches!(
+            digit_frequencies(balanced.iter().map(String::as_str), 40),
+            RandomnessVerdict::Uniform { .. }
+        ));
+        let no_zero_or_nine = window_codes("12345678", 64);
+        match digit_frequencies(no_zero_or_nine.iter().map(String::as_str), 40) {
+            RandomnessVerdict::Skewed { rarest_count, .. } => assert_eq!(rarest_count, 0),
+            other => panic!("expected skewed, got {other:?}"),
+        }
+        assert!(matches!(digit_frequencies(["123456"], 40), RandomnessVerdict::TooFew { codes: 1, needed: 40 }));
+    }
+}

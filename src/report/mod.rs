@@ -1,0 +1,135 @@
+//! Run reports: one result type (`RunResult`) and one small writer per file — `summary.json` (stable
+//! field names for machines), `summary.md` (fit for `$GITHUB_STEP_SUMMARY`), `junit.xml` (a test case
+//! per check and per threshold) — plus the terminal summary. Nothing here ever holds a code, token or
+//! password: only counts, timings, names and Cognito's own error messages.
+
+pub mod console;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::checks::{CheckResult, Status};
+use crate::metrics::{FlowCounts, StepSummary};
+use crate::otp::MailCounts;
+use crate::thresholds::ThresholdResult;
+
+/// The schema name and version of `summary.json`.
+pub const SCHEMA: &str = "otp-harness/summary/v1";
+
+/// How the run ended, and its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    ConformanceFailure,
+    ThresholdBreached,
+    /// The run could not happen (nothing answered).
+    Error,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Error => 3,
+            Verdict::ConformanceFailure => 98,
+            Verdict::ThresholdBreached => 99,
+        }
+    }
+
+    /// A failed check outranks a breached threshold.
+    pub fn of(checks: &[CheckResult], thresholds: &[ThresholdResult]) -> Self {
+        if checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::ConformanceFailure
+        } else if thresholds.iter().any(|t| !t.passed) {
+            Verdict::ThresholdBreached
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    pub kind: &'static str,
+    pub region: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    pub virtual_users: u32,
+    pub iterations_per_user: Option<u32>,
+    pub duration_limit_secs: Option<f64>,
+}
+
+/// Everything a run found; every report is written from this alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub schema: &'static str,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_secs: f64,
+    pub target: TargetSummary,
+    pub otp_source: &'static str,
+    pub load: LoadSummary,
+    /// Seed of the flow draw (set `seed` in the scenario to repeat it).
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub exit_code: u8,
+    pub checks: Vec<CheckResult>,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Latency per step, in milliseconds.
+    pub steps: BTreeMap<&'static str, StepSummary>,
+    pub flows: BTreeMap<&'static str, FlowCounts>,
+    /// Errors by type (TooManyRequestsException, OtpTimeout, …).
+    pub errors: BTreeMap<String, u64>,
+    pub throttled: u64,
+    pub mail: MailCounts,
+    /// The embedded pool's own counters, for local targets.
+    pub pool: Option<serde_json::Value>,
+    /// Things a reader should know (why a run could not happen, …).
+    pub notes: Vec<String>,
+}
+
+impl RunResult {
+    /// Steps in pipeline order: initiate, otp_delivery, respond, login.
+    pub fn steps_in_order(&self) -> impl Iterator<Item = (&'static str, &StepSummary)> {
+        crate::metrics::Step::ALL
+            .into_iter()
+            .filter_map(|s| self.steps.get(s.name()).map(|summary| (s.name(), summary)))
+    }
+}
+
+/// Writes every report into `dir` (created); returns the paths written.
+pub fn write_all(result: &RunResult, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files: [(&str, String); 3] = [
+        ("summary.json", json::render(result)?),
+        ("summary.md", markdown::render(result)),
+        ("junit.xml", junit::render(result)),
+    ];
+    let mut written = Vec::new();
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `reports/<name>-<UTC time>` under `parent`.
+pub fn run_dir(parent: &Path, name: &str, started: std::time::SystemTime) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(started).to_string().replace(':', "");
+    parent.join(format!("{name}-{stamp}"))
+}

@@ -1,0 +1,329 @@
+//! `otp-harness run`: resolves the target (starting the embedded pool for `local`), connects the OTP
+//! source and fetches the JWKS (failures here: exit 3), runs the probes, then the virtual users'
+//! flows, then the randomness check and the thresholds, and writes the reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::checks::randomness::{RandomnessVerdict, digit_frequencies};
+use crate::checks::tokens::TokenChecker;
+use crate::checks::{Check, Verdicts};
+use crate::cognito::{CognitoClient, ResolvedTarget};
+use crate::flows::FlowContext;
+use crate::metrics::{Metrics, Step};
+use crate::otp::OtpSource;
+use crate::pool::{LocalPool, RunningPool};
+use crate::report::{self, LoadSummary, RunResult, TargetSummary, Verdict};
+use crate::scenario::{FlowKind, OtpSourceKind, Scenario, ScenarioError, TargetKind};
+use crate::thresholds::Threshold;
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Parent folder of the run folder (default: the scenario's `report.dir`).
+    pub report_dir: Option<PathBuf>,
+}
+
+/// Why a run did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("the run could not happen: {0}")]
+    CannotRun(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Scenario(_) => 2,
+            RunError::CannotRun(_) => 3,
+        }
+    }
+}
+
+/// A finished run: its result and where the reports went.
+pub struct RunOutput {
+    pub result: RunResult,
+    pub report_dir: PathBuf,
+}
+
+/// Runs a scenario to the end.
+pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput, RunError> {
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    let (target, pool) = resolve_target(scenario).await?;
+    let cognito = CognitoClient::new(target.clone()).await;
+    let local_outbox = pool.as_ref().and_then(|p| p.info().outbox.clone());
+    let source = OtpSource::start(&scenario.otp, &target, local_outbox.as_deref())
+        .await
+        .map_err(|e| RunError::CannotRun(e.to_string()))?;
+    let checker = match TokenChecker::fetch(&target.issuer, &target.client_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            source.stop().await;
+            return Err(RunError::CannotRun(e));
+        }
+    };
+    let seed = scenario.seed.unwrap_or_else(rand::random);
+    let ctx = Arc::new(FlowContext {
+        cognito,
+        mailroom: Arc::clone(source.mailroom()),
+        tokens: Arc::new(checker),
+        verdicts: Arc::new(Verdicts::new()),
+        metrics: Arc::new(Metrics::new()),
+        expect: scenario.expect.clone(),
+        otp_timeout: scenario.otp.timeout,
+        settle: scenario.otp.duplicate_settle,
+        get_user: scenario.checks.get_user,
+        codes: Mutex::new(Vec::new()),
+    });
+    announce_checks(&ctx.verdicts, scenario);
+    run_probes(&ctx, scenario).await;
+    run_load(&ctx, scenario, seed).await;
+    check_randomness(&ctx, scenario);
+
+    let thresholds: Vec<_> = scenario
+        .thresholds
+        .iter()
+        .filter_map(|(k, v)| Threshold::parse(k, v).ok())
+        .map(|t| t.evaluate(ctx.metrics.as_ref()))
+        .collect();
+    let mail = ctx.mailroom.counts();
+    source.stop().await;
+    let pool_stats = match &pool {
+        Some(p) => serde_json::to_value(p.state().stats_snapshot()).ok(),
+        None => None,
+    };
+    if let Some(p) = pool {
+        let _ = p.stop().await;
+    }
+
+    let checks = ctx.verdicts.results();
+    let flows = ctx.metrics.flows();
+    let mut notes = Vec::new();
+    let mut verdict = Verdict::of(&checks, &thresholds);
+    let started_flows: u64 = flows.values().map(|f| f.started).sum();
+    let completed: u64 = flows.values().map(|f| f.succeeded + f.nonconforming).sum();
+    if started_flows > 0 && completed == 0 {
+        let errors = ctx.metrics.errors();
+        let top: Vec<String> = errors.iter().map(|(k, v)| format!("{k} × {v}")).collect();
+        notes.push(format!("no flow completed ({})", top.join(", ")));
+        if verdict == Verdict::Pass {
+            verdict = Verdict::Error;
+        }
+    }
+    let result = RunResult {
+        schema: report::SCHEMA,
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        started_at: humantime::format_rfc3339_millis(started_wall).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        duration_secs: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        target: TargetSummary {
+            kind: match scenario.target.kind {
+                TargetKind::Local => "local",
+                TargetKind::Aws => "aws",
+            },
+            region: target.region.clone(),
+            user_pool_id: target.user_pool_id.clone(),
+            client_id: target.client_id.clone(),
+            endpoint: target.endpoint_url.clone(),
+        },
+        otp_source: match scenario.otp.source {
+            OtpSourceKind::Imap => "imap",
+            OtpSourceKind::S3 => "s3",
+            OtpSourceKind::Outbox => "outbox",
+        },
+        load: LoadSummary {
+            virtual_users: scenario.load.users,
+            iterations_per_user: scenario.load.iterations_per_user(),
+            duration_limit_secs: scenario.load.duration.map(|d| d.as_secs_f64()),
+        },
+        seed,
+        verdict,
+        exit_code: verdict.exit_code(),
+        checks,
+        thresholds,
+        steps: Step::ALL.iter().map(|s| (s.name(), ctx.metrics.step_summary(*s))).collect(),
+        flows,
+        errors: ctx.metrics.errors(),
+        throttled: ctx.metrics.throttled(),
+        mail,
+        pool: pool_stats,
+        notes,
+    };
+    let parent = options.report_dir.clone().unwrap_or_else(|| scenario.report.dir.clone());
+    let report_dir = report::run_dir(&parent, &scenario.name, started_wall);
+    report::write_all(&result, &report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
+    Ok(RunOutput { result, report_dir })
+}
+
+/// The target to sign in to; for `local`, the embedded pool with the scenario's test users.
+async fn resolve_target(scenario: &Scenario) -> Result<(ResolvedTarget, Option<RunningPool>), RunError> {
+    let t = &scenario.target;
+    match t.kind {
+        TargetKind::Local => {
+            let mut config = scenario.local_pool_config()?;
+            config.users.emails = (0..scenario.users.count).map(|i| scenario.users.address(i)).collect();
+            let address = "127.0.0.1:0".parse().map_err(|e| RunError::CannotRun(format!("{e}")))?;
+            let pool = LocalPool::start(config, address)
+                .await
+                .map_err(|e| RunError::CannotRun(format!("starting the local pool: {e:#}")))?;
+            let info = pool.info().clone();
+            let target = ResolvedTarget {
+                region: info.region,
+                user_pool_id: info.user_pool_id,
+                client_id: info.client_id,
+                endpoint_url: Some(info.endpoint),
+                issuer: info.issuer,
+                local: true,
+                call_timeout: t.call_timeout,
+            };
+            Ok((target, Some(pool)))
+        }
+        TargetKind::Aws => {
+            let region = t.region.clone().unwrap_or_default();
+            let user_pool_id = t.user_pool_id.clone().unwrap_or_default();
+            let issuer = t
+                .issuer
+                .clone()
+                .unwrap_or_else(|| format!("https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"));
+            let target = ResolvedTarget {
+                region,
+                user_pool_id,
+                client_id: t.client_id.clone().unwrap_or_default(),
+                endpoint_url: t.endpoint_url.clone(),
+                issuer,
+                local: false,
+                call_timeout: t.call_timeout,
+            };
+            Ok((target, None))
+        }
+    }
+}
+
+/// Lists the checks this scenario makes, so one that never gets an observation shows as skipped.
+fn announce_checks(verdicts: &Verdicts, scenario: &Scenario) {
+    let never = "no flow of this kind completed";
+    let kinds: Vec<FlowKind> = scenario.flows.iter().filter(|f| f.weight > 0).map(|f| f.kind).collect();
+    let announce = |check: Check, on: bool| {
+        if on {
+            verdicts.skip(check, never);
+        }
+    };
+    announce(Check::SignIn, kinds.contains(&FlowKind::Login));
+    announce(Check::Retry, kinds.contains(&FlowKind::Retry));
+    announce(Check::Tokens, kinds.contains(&FlowKind::Login) || kinds.contains(&FlowKind::Retry));
+    announce(Check::Lockout, kinds.contains(&FlowKind::Lockout));
+    announce(Check::LockoutRealCodeRefused, kinds.contains(&FlowKind::Lockout));
+    let p = &scenario.probes;
+    announce(Check::SessionReuse, p.session_reuse);
+    announce(Check::CodeReuseAfterSuccess, p.code_reuse);
+    announce(Check::CodeReuseInNewSession, p.code_reuse);
+    announce(Check::NewCodeEachAttempt, p.new_code_each_attempt);
+    announce(Check::FirstCodeAfterRetry, p.new_code_each_attempt);
+    announce(Check::UnknownUserAnswer, p.unknown_user);
+    announce(Check::UnknownUserTiming, p.unknown_user);
+    announce(Check::ChallengeLeak, p.challenge_leak);
+    announce(Check::CodeRandomness, p.code_randomness);
+}
+
+/// Each enabled probe once, on test users after the virtual users' own.
+async fn run_probes(ctx: &FlowContext, scenario: &Scenario) {
+    let p = &scenario.probes;
+    let mut next = scenario.load.users;
+    let mut take = || {
+        let user = scenario.users.address(next);
+        next += 1;
+        user
+    };
+    if p.session_reuse {
+        ctx.probe_session_reuse(&take()).await;
+    }
+    if p.code_reuse {
+        ctx.probe_code_reuse_after_success(&take()).await;
+        ctx.probe_code_reuse_in_new_session(&take()).await;
+    }
+    if p.new_code_each_attempt {
+        ctx.probe_new_code_each_attempt(&take()).await;
+    }
+    if p.unknown_user {
+        let known = take();
+        ctx.probe_unknown_user(&known, |n| scenario.users.unknown_address(n), p.unknown_user_samples).await;
+    }
+    if p.challenge_leak {
+        ctx.probe_challenge_leak(&take()).await;
+    }
+}
+
+/// The closed workload: `load.users` virtual users, each on its own test user, drawing flows by weight
+/// until its iterations are done or the duration is up.
+async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario, seed: u64) {
+    let load = &scenario.load;
+    let iterations = load.iterations_per_user();
+    let deadline = load.duration.map(|d| Instant::now() + d);
+    let flows = Arc::new(scenario.flows.clone());
+    let total_weight: u32 = flows.iter().map(|f| f.weight).sum();
+    let mut tasks = Vec::new();
+    for vu in 0..load.users {
+        let ctx = Arc::clone(ctx);
+        let flows = Arc::clone(&flows);
+        let user = scenario.users.address(vu);
+        let delay = load.ramp.mul_f64(f64::from(vu) / f64::from(load.users.max(1)));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut rng = StdRng::seed_from_u64(seed ^ u64::from(vu).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut done = 0u32;
+            loop {
+                if iterations.is_some_and(|n| done >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let mut pick = rng.random_range(0..total_weight.max(1));
+                let spec = flows
+                    .iter()
+                    .find(|f| {
+                        if pick < f.weight {
+                            true
+                        } else {
+                            pick -= f.weight;
+                            false
+                        }
+                    })
+                    .unwrap_or(&flows[0]);
+                ctx.run_flow(spec, &user).await;
+                done += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a virtual user stopped unexpectedly");
+        }
+    }
+}
+
+fn check_randomness(ctx: &FlowContext, scenario: &Scenario) {
+    if !scenario.probes.code_randomness {
+        return;
+    }
+    let codes = ctx.codes.lock();
+    match digit_frequencies(codes.iter().map(String::as_str), scenario.expect.min_codes_for_randomness as usize) {
+        RandomnessVerdict::Uniform { .. } => ctx.verdicts.pass(Check::CodeRandomness),
+        RandomnessVerdict::Skewed { codes, chi_squared, rarest_digit, rarest_count, expected } => ctx.verdicts.fail(
+            Check::CodeRandomness,
+            format!(
+                "digit frequencies over {codes} codes are not uniform (chi-squared {chi_squared:.1} > 27.9, p < 0.001): \
+                 digit {rarest_digit} appeared {rarest_count} times, {expected:.0} expected"
+            ),
+        ),
+        RandomnessVerdict::TooFew { codes, needed } => ctx
+            .verdicts
+            .skip(Check::CodeRandomness, format!("{codes} codes seen, {needed} needed (expect.min_codes_for_randomness)")),
+    }
+}
