@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::checks::randomness::{RandomnessVerdict, digit_frequencies};
 use crate::checks::tokens::TokenChecker;
@@ -19,7 +17,7 @@ use crate::metrics::{Metrics, Step};
 use crate::otp::OtpSource;
 use crate::pool::{LocalPool, RunningPool};
 use crate::report::{self, LoadSummary, RunResult, TargetSummary, Verdict};
-use crate::scenario::{FlowKind, OtpSourceKind, Scenario, ScenarioError, TargetKind};
+use crate::scenario::{FlowKind, FlowSpec, OtpSourceKind, Scenario, ScenarioError, TargetKind};
 use crate::thresholds::Threshold;
 
 /// Options from the command line.
@@ -70,7 +68,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             return Err(RunError::CannotRun(e));
         }
     };
-    let seed = scenario.seed.unwrap_or_else(rand::random);
     let ctx = Arc::new(FlowContext {
         cognito,
         mailroom: Arc::clone(source.mailroom()),
@@ -85,7 +82,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     });
     announce_checks(&ctx.verdicts, scenario);
     run_probes(&ctx, scenario).await;
-    run_load(&ctx, scenario, seed).await;
+    run_load(&ctx, scenario).await;
     check_randomness(&ctx, scenario);
 
     let thresholds: Vec<_> = scenario
@@ -145,7 +142,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             iterations_per_user: scenario.load.iterations_per_user(),
             duration_limit_secs: scenario.load.duration.map(|d| d.as_secs_f64()),
         },
-        seed,
         verdict,
         exit_code: verdict.exit_code(),
         checks,
@@ -262,40 +258,29 @@ async fn run_probes(ctx: &FlowContext, scenario: &Scenario) {
     }
 }
 
-/// The closed workload: `load.users` virtual users, each on its own test user, drawing flows by weight
-/// until its iterations are done or the duration is up.
-async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario, seed: u64) {
+/// The closed workload: `load.users` virtual users, each on its own test user, taking flows in the
+/// order of the mix's schedule until its iterations are done or the duration is up.
+async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario) {
     let load = &scenario.load;
     let iterations = load.iterations_per_user();
     let deadline = load.duration.map(|d| Instant::now() + d);
-    let flows = Arc::new(scenario.flows.clone());
-    let total_weight: u32 = flows.iter().map(|f| f.weight).sum();
+    let schedule = Arc::new(flow_schedule(&scenario.flows));
     let mut tasks = Vec::new();
     for vu in 0..load.users {
         let ctx = Arc::clone(ctx);
-        let flows = Arc::clone(&flows);
+        let schedule = Arc::clone(&schedule);
         let user = scenario.users.address(vu);
         let delay = load.ramp.mul_f64(f64::from(vu) / f64::from(load.users.max(1)));
+        // Users start spread over the schedule, so together they cover the mix early.
+        let offset = (vu as usize * schedule.len()) / load.users.max(1) as usize;
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let mut rng = StdRng::seed_from_u64(seed ^ u64::from(vu).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut done = 0u32;
             loop {
                 if iterations.is_some_and(|n| done >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                let mut pick = rng.random_range(0..total_weight.max(1));
-                let spec = flows
-                    .iter()
-                    .find(|f| {
-                        if pick < f.weight {
-                            true
-                        } else {
-                            pick -= f.weight;
-                            false
-                        }
-                    })
-                    .unwrap_or(&flows[0]);
+                let spec = &schedule[(offset + done as usize) % schedule.len()];
                 ctx.run_flow(spec, &user).await;
                 done += 1;
             }
@@ -308,6 +293,28 @@ async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario, seed: u64) {
     }
 }
 
+/// One cycle of the flow mix by smooth weighted round-robin: each flow appears `weight` times per
+/// cycle, spread out (weights 4, 1, 1 give login, login, retry, login, lockout, login).
+pub fn flow_schedule(flows: &[FlowSpec]) -> Vec<FlowSpec> {
+    let total: i64 = flows.iter().map(|f| i64::from(f.weight)).sum();
+    let mut current: Vec<i64> = vec![0; flows.len()];
+    let mut out = Vec::with_capacity(total.max(0) as usize);
+    for _ in 0..total {
+        for (c, f) in current.iter_mut().zip(flows) {
+            *c += i64::from(f.weight);
+        }
+        let Some((best, _)) = current.iter().enumerate().max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i))) else {
+            break;
+        };
+        current[best] -= total;
+        out.push(flows[best].clone());
+    }
+    if out.is_empty() {
+        out.extend(flows.first().cloned());
+    }
+    out
+}
+
 fn check_randomness(ctx: &FlowContext, scenario: &Scenario) {
     if !scenario.probes.code_randomness {
         return;
@@ -318,12 +325,31 @@ fn check_randomness(ctx: &FlowContext, scenario: &Scenario) {
         RandomnessVerdict::Skewed { codes, chi_squared, rarest_digit, rarest_count, expected } => ctx.verdicts.fail(
             Check::CodeRandomness,
             format!(
-                "digit frequencies over {codes} codes are not uniform (chi-squared {chi_squared:.1} > 27.9, p < 0.001): \
+                "digit frequencies over {codes} codes are not uniform (chi-squared {chi_squared:.1} > 33.7, p < 0.0001): \
                  digit {rarest_digit} appeared {rarest_count} times, {expected:.0} expected"
             ),
         ),
         RandomnessVerdict::TooFew { codes, needed } => ctx
             .verdicts
             .skip(Check::CodeRandomness, format!("{codes} codes seen, {needed} needed (expect.min_codes_for_randomness)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: FlowKind, weight: u32) -> FlowSpec {
+        FlowSpec { kind, weight, wrong: 1 }
+    }
+
+    #[test]
+    fn the_schedule_honours_weights_and_spreads_flows() {
+        let schedule = flow_schedule(&[spec(FlowKind::Login, 4), spec(FlowKind::Retry, 1), spec(FlowKind::Lockout, 1)]);
+        let kinds: Vec<FlowKind> = schedule.iter().map(|f| f.kind).collect();
+        use FlowKind::{Lockout as K, Login as L, Retry as R};
+        assert_eq!(kinds, [L, L, R, L, K, L]);
+        let only_zero = flow_schedule(&[spec(FlowKind::Login, 0)]);
+        assert_eq!(only_zero.len(), 1);
     }
 }

@@ -70,7 +70,7 @@ impl Check {
             }
             Check::UnknownUserTiming => "unknown users are answered as fast as known users",
             Check::ChallengeLeak => "ChallengeParameters do not carry the code",
-            Check::CodeRandomness => "code digits are uniformly distributed (chi-squared, p >= 0.001)",
+            Check::CodeRandomness => "code digits are uniformly distributed (chi-squared, p >= 0.0001)",
         }
     }
 }

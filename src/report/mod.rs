@@ -83,8 +83,6 @@ pub struct RunResult {
     pub target: TargetSummary,
     pub otp_source: &'static str,
     pub load: LoadSummary,
-    /// Seed of the flow draw (set `seed` in the scenario to repeat it).
-    pub seed: u64,
     pub verdict: Verdict,
     pub exit_code: u8,
     pub checks: Vec<CheckResult>,

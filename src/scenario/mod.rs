@@ -26,7 +26,7 @@ pub struct Scenario {
     pub target: Target,
     pub users: Users,
     pub otp: Otp,
-    /// The flow mix each virtual user draws from.
+    /// The flow mix: each virtual user takes the flows in a weighted round-robin order.
     #[serde(default = "default_flows", rename = "flow")]
     pub flows: Vec<FlowSpec>,
     #[serde(default)]
@@ -42,8 +42,6 @@ pub struct Scenario {
     pub checks: CheckOptions,
     #[serde(default)]
     pub report: ReportOptions,
-    /// Seed for the flow draw (a run with the same seed draws the same flows).
-    pub seed: Option<u64>,
     /// Where the file was read from (set by `load`).
     #[serde(skip)]
     pub path: PathBuf,
@@ -368,7 +366,7 @@ impl Default for Expect {
             new_code_each_attempt: true,
             user_existence: UserExistence::Hidden,
             timing_tolerance: Duration::from_millis(100),
-            min_codes_for_randomness: 40,
+            min_codes_for_randomness: 50,
         }
     }
 }

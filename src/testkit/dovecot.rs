@@ -68,6 +68,37 @@ impl Dovecot {
         self.dir.path()
     }
 
+    /// Disconnects every IMAP session of the mailbox, as a server restart or a network cut would.
+    pub fn kick(&self) -> anyhow::Result<()> {
+        let doveadm = super::find_executable("OTP_HARNESS_DOVEADM", "doveadm", &[PathBuf::from("/usr/bin/doveadm")])
+            .context("doveadm not found")?;
+        let status = Command::new(doveadm)
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .args(["kick", &self.user])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running doveadm kick")?;
+        if !status.success() {
+            bail!("doveadm kick failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// Delivers a raw message to `to` over LMTP (unrelated mail for tests, for instance).
+    pub async fn deliver(&self, from: &str, to: &str, message: &[u8]) -> anyhow::Result<()> {
+        crate::pool::relay::deliver(
+            crate::pool::config::RelayProtocol::Lmtp,
+            "127.0.0.1",
+            self.lmtp_port,
+            from,
+            to,
+            message,
+        )
+        .await
+    }
+
     /// An open port is not readiness: wait for a successful LOGIN.
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -2,6 +2,8 @@
 //! code and token readers.
 #![allow(dead_code)]
 
+pub mod run;
+
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider as cip;

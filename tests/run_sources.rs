@@ -1,0 +1,234 @@
+//! `otp-harness run` end to end: every flow through every OTP source — the outbox, IMAP (real Dovecot,
+//! codes delivered over LMTP, unrelated mail in the same inbox) and S3 (a real S3 server) — and no
+//! code, token or password in any output.
+
+mod support;
+
+use std::time::Duration;
+
+use otp_harness::pool::PoolConfig;
+use otp_harness::testkit::dovecot::Dovecot;
+use otp_harness::testkit::s3server::S3Server;
+use support::run::*;
+
+const EVERY_CHECK: [&str; 14] = [
+    "sign_in",
+    "tokens",
+    "retry",
+    "lockout",
+    "lockout.real_code_refused",
+    "probe.session_reuse",
+    "probe.code_reuse_after_success",
+    "probe.code_reuse_in_new_session",
+    "probe.new_code_each_attempt",
+    "probe.first_code_after_retry",
+    "probe.unknown_user_answer",
+    "probe.unknown_user_timing",
+    "probe.challenge_leak",
+    "code_randomness",
+];
+
+fn assert_every_check_passed(outcome: &RunOutcome) {
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    for check in EVERY_CHECK {
+        assert_eq!(outcome.check(check).as_deref(), Some("pass"), "{check}\n{}", outcome.explain());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_smoke_scenario_passes_every_check() {
+    let scenario = std::fs::read_to_string(repo_file("scenarios/local-smoke.toml")).expect("smoke scenario");
+    let outcome = run_scenario(&scenario).await;
+    assert_every_check_passed(&outcome);
+    let steps = &outcome.summary["steps"];
+    for step in ["initiate", "otp_delivery", "respond", "login"] {
+        assert!(steps[step]["count"].as_u64().unwrap_or(0) > 0, "{step} measured");
+    }
+    assert_eq!(outcome.summary["verdict"], "pass");
+    assert!(outcome.stdout.contains("verdict: PASS"), "a readable summary: {}", outcome.stdout);
+    let names: Vec<&str> = outcome.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["summary.json", "summary.md", "junit.xml"]);
+    let junit = &outcome.files[2].1;
+    assert_eq!(junit.matches("<testcase ").count(), 14 + 3, "a test case per check and per threshold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_read_over_imap_from_dovecot_with_unrelated_mail_in_the_inbox() {
+    let dovecot = Dovecot::start("loadtest@mail.test").await.expect("dovecot");
+    let sample = |name: &str| std::fs::read(repo_file(&format!("testdata/mail-samples/{name}"))).expect("sample");
+    // Unrelated mail already in the inbox, and more arriving during the run.
+    dovecot
+        .deliver("news@news.example.test", "loadtest@mail.test", &sample("noise-newsletter.eml"))
+        .await
+        .expect("noise");
+    let password = tempfile::NamedTempFile::new().expect("password file");
+    std::fs::write(password.path(), &dovecot.password).expect("password written");
+    let scenario = format!(
+        r#"name = "imap"
+[target]
+kind = "local"
+[target.pool.mail.relay]
+protocol = "lmtp"
+port = {lmtp}
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@mail.test"
+count = 9
+[otp]
+source = "imap"
+from = "no-reply@auth.otp-harness.test"
+timeout = "10s"
+[otp.imap]
+host = "127.0.0.1"
+port = {imap}
+tls = false
+username = "loadtest@mail.test"
+password_file = "{password}"
+mode = "poll"
+poll_interval = "50ms"
+[[flow]]
+kind = "login"
+weight = 4
+[[flow]]
+kind = "retry"
+weight = 1
+[[flow]]
+kind = "lockout"
+weight = 1
+[expect]
+min_codes_for_randomness = 10
+[load]
+users = 3
+iterations = 4
+"#,
+        lmtp = dovecot.lmtp_port,
+        imap = dovecot.imap_port,
+        password = password.path().display()
+    );
+    let noise = async {
+        for n in 0..10 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let decoy = format!(
+                "From: someone@elsewhere.test\r\nTo: loadtest+1@mail.test\r\nSubject: Order {n}\r\n\r\nYour order 55512{n} shipped.\r\n"
+            );
+            let _ = dovecot.deliver("someone@elsewhere.test", "loadtest+1@mail.test", decoy.as_bytes()).await;
+            let _ = dovecot
+                .deliver("news@news.example.test", "loadtest@mail.test", &sample("qp-alternative-059317.eml"))
+                .await;
+        }
+    };
+    let (outcome, ()) = tokio::join!(run_scenario(&scenario), noise);
+    assert_every_check_passed(&outcome);
+    assert!(outcome.summary["mail"]["ignored"].as_u64().unwrap_or(0) > 0, "unrelated mail was seen and ignored");
+    assert!(!outcome.all_output().contains(&dovecot.password), "the IMAP password appears nowhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_read_from_s3_where_a_receipt_rule_stores_them() {
+    let s3 = S3Server::start().await.expect("S3 server");
+    let scenario = format!(
+        r#"name = "s3"
+[target]
+kind = "local"
+[target.pool.mail]
+outbox = false
+[target.pool.mail.s3]
+endpoint_url = "{endpoint}"
+bucket = "inbound-mail"
+prefix = "otp/"
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@inbound.test"
+count = 9
+[otp]
+source = "s3"
+timeout = "10s"
+[otp.s3]
+bucket = "inbound-mail"
+prefix = "otp/"
+endpoint_url = "{endpoint}"
+poll_interval = "50ms"
+[[flow]]
+kind = "login"
+weight = 4
+[[flow]]
+kind = "retry"
+weight = 1
+[[flow]]
+kind = "lockout"
+weight = 1
+[expect]
+min_codes_for_randomness = 10
+[load]
+users = 3
+iterations = 4
+"#,
+        endpoint = s3.endpoint()
+    );
+    let outcome = run_scenario(&scenario).await;
+    assert_every_check_passed(&outcome);
+}
+
+/// An aws-kind target (any Cognito-compatible endpoint) — here a pool the test owns, so it can list
+/// every code it mailed and search the reports for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_code_or_token_appears_in_any_output() {
+    let mut config = PoolConfig::default();
+    config.users.pattern = Some("ext+{n}@mail.test".into());
+    config.users.count = 8;
+    let pool = otp_harness::pool::LocalPool::start(config, "127.0.0.1:0".parse().expect("addr")).await.expect("pool");
+    let scenario = format!(
+        r#"name = "external"
+[target]
+kind = "aws"
+region = "us-east-1"
+user_pool_id = "{pool_id}"
+client_id = "{client_id}"
+endpoint_url = "{endpoint}"
+issuer = "{issuer}"
+[users]
+test_users = true
+pattern = "ext+{{n}}@mail.test"
+count = 8
+[otp]
+source = "outbox"
+[otp.outbox]
+url = "{endpoint}/_aws/ses"
+[[flow]]
+kind = "login"
+weight = 3
+[[flow]]
+kind = "lockout"
+weight = 1
+[expect]
+min_codes_for_randomness = 10
+[load]
+users = 2
+iterations = 4
+"#,
+        pool_id = pool.info().user_pool_id,
+        client_id = pool.info().client_id,
+        endpoint = pool.endpoint(),
+        issuer = pool.info().issuer,
+    );
+    let outcome = run_scenario(&scenario).await;
+    assert_every_check_passed_but_lockout_free(&outcome);
+    let outbox = pool.state().mail.outbox().expect("outbox").list(&Default::default());
+    assert!(outbox.len() > 10, "codes were mailed");
+    let output = outcome.all_output();
+    let digits = regex::Regex::new(r"\d+").expect("regex");
+    let numbers: std::collections::HashSet<&str> = digits.find_iter(&output).map(|m| m.as_str()).collect();
+    for message in outbox {
+        let text = message.body.text_part.unwrap_or_default();
+        let code = text.split("code is ").nth(1).map(|t| t.chars().take(6).collect::<String>()).expect("code");
+        assert!(!numbers.contains(code.as_str()), "a code appears in the output");
+    }
+    assert!(!output.contains("eyJ"), "no JWT appears in the output");
+}
+
+fn assert_every_check_passed_but_lockout_free(outcome: &RunOutcome) {
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert!(outcome.failed_checks().is_empty(), "{:?}", outcome.failed_checks());
+    assert_eq!(outcome.check("tokens").as_deref(), Some("pass"));
+    assert_eq!(outcome.check("lockout").as_deref(), Some("pass"));
+}

@@ -1,0 +1,147 @@
+//! Runs the `otp-harness` binary on a scenario written to a temporary folder, as a user would, and
+//! reads back its exit code, output and reports.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// What a run left behind.
+pub struct RunOutcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: Option<PathBuf>,
+    pub summary: Value,
+    /// Every report file's text.
+    pub files: Vec<(String, String)>,
+    _temp: tempfile::TempDir,
+}
+
+impl RunOutcome {
+    /// The status of a check in summary.json ("pass", "fail", "skip"), if it is there.
+    pub fn check(&self, name: &str) -> Option<String> {
+        self.summary["checks"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["status"].as_str())
+            .map(str::to_string)
+    }
+
+    pub fn failed_checks(&self) -> Vec<String> {
+        self.summary["checks"]
+            .as_array()
+            .map(|checks| {
+                checks
+                    .iter()
+                    .filter(|c| c["status"] == "fail")
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// All report text plus stdout and stderr.
+    pub fn all_output(&self) -> String {
+        let mut all = format!("{}\n{}\n", self.stdout, self.stderr);
+        for (_, text) in &self.files {
+            all.push_str(text);
+        }
+        all
+    }
+
+    pub fn explain(&self) -> String {
+        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Writes `scenario` (TOML) and runs `otp-harness run` on it, with dummy AWS credentials in the
+/// environment (and the instance-metadata lookup off) so nothing leaves the machine.
+pub async fn run_scenario(scenario: &str) -> RunOutcome {
+    run_with_args(scenario, &[]).await
+}
+
+pub async fn run_with_args(scenario: &str, extra: &[&str]) -> RunOutcome {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let file = temp.path().join("scenario.toml");
+    std::fs::write(&file, scenario).expect("scenario written");
+    let reports = temp.path().join("reports");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&reports)
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .expect("otp-harness runs");
+    let dir = std::fs::read_dir(&reports).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path());
+    let mut files = Vec::new();
+    let mut summary = Value::Null;
+    if let Some(dir) = &dir {
+        for name in ["summary.json", "summary.md", "junit.xml"] {
+            if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+                if name == "summary.json" {
+                    summary = serde_json::from_str(&text).expect("summary.json is JSON");
+                }
+                files.push((name.to_string(), text));
+            }
+        }
+    }
+    RunOutcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        dir,
+        summary,
+        files,
+        _temp: temp,
+    }
+}
+
+/// A scenario against the embedded pool with codes from its outbox; `pool` is TOML for
+/// `[target.pool]` (may be empty), `extra` is appended (more tables).
+pub fn local_scenario(pool: &str, load_users: u32, iterations: u32, extra: &str) -> String {
+    format!(
+        r#"name = "test"
+[target]
+kind = "local"
+[target.pool]
+{pool}
+[users]
+test_users = true
+pattern = "vu+{{n}}@mail.test"
+count = {count}
+[otp]
+source = "outbox"
+timeout = "5s"
+duplicate_settle = "300ms"
+[[flow]]
+kind = "login"
+weight = 6
+[[flow]]
+kind = "retry"
+weight = 1
+wrong = 2
+[[flow]]
+kind = "lockout"
+weight = 1
+[load]
+users = {load_users}
+iterations = {iterations}
+{extra}
+"#,
+        count = load_users + 6
+    )
+}
+
+/// The repository's own file.
+pub fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
