@@ -13,7 +13,7 @@ use crate::checks::tokens::TokenChecker;
 use crate::checks::{Check, Verdicts};
 use crate::cognito::{CognitoClient, ResolvedTarget};
 use crate::flows::FlowContext;
-use crate::metrics::{Metrics, Step};
+use crate::metrics::{FlowOutcome, Metrics, Step};
 use crate::otp::OtpSource;
 use crate::pool::{LocalPool, RunningPool};
 use crate::report::{self, LoadSummary, RunResult, TargetSummary, Verdict};
@@ -273,6 +273,7 @@ async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario) {
         let delay = load.ramp.mul_f64(f64::from(vu) / f64::from(load.users.max(1)));
         // Users start spread over the schedule, so together they cover the mix early.
         let offset = (vu as usize * schedule.len()) / load.users.max(1) as usize;
+        let (pause, error_backoff) = (load.pause, load.error_backoff);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let mut done = 0u32;
@@ -281,8 +282,13 @@ async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario) {
                     break;
                 }
                 let spec = &schedule[(offset + done as usize) % schedule.len()];
-                ctx.run_flow(spec, &user).await;
+                let outcome = ctx.run_flow(spec, &user).await;
                 done += 1;
+                let wait = if outcome == FlowOutcome::Errored { error_backoff } else { pause };
+                if !wait.is_zero() {
+                    let until = Instant::now() + wait;
+                    tokio::time::sleep_until(deadline.map_or(until, |d| until.min(d)).into()).await;
+                }
             }
         }));
     }

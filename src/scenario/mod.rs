@@ -384,11 +384,25 @@ pub struct Load {
     /// Virtual users start evenly over this time.
     #[serde(with = "humantime_serde")]
     pub ramp: Duration,
+    /// Think time between a virtual user's flows.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+    /// Pause after a flow that ended in an error (throttling, time-out…), so a struggling pool is not
+    /// hammered in a tight loop.
+    #[serde(with = "humantime_serde")]
+    pub error_backoff: Duration,
 }
 
 impl Default for Load {
     fn default() -> Self {
-        Self { users: 1, iterations: None, duration: None, ramp: Duration::ZERO }
+        Self {
+            users: 1,
+            iterations: None,
+            duration: None,
+            ramp: Duration::ZERO,
+            pause: Duration::ZERO,
+            error_backoff: Duration::from_millis(250),
+        }
     }
 }
 
@@ -441,7 +455,11 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ScenarioError> {
         let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(text, s.start));
-            let message = e.message().trim().to_string();
+            let quoted = line.and_then(|l| text.lines().nth(l - 1)).map(str::trim).filter(|l| !l.is_empty());
+            let message = match quoted {
+                Some(q) => format!("{} (in `{q}`)", e.message().trim()),
+                None => e.message().trim().to_string(),
+            };
             let fix = if message.contains("unknown field") {
                 "remove or rename the key: the allowed keys are listed above".to_string()
             } else if message.contains("missing field") {

@@ -1,0 +1,142 @@
+//! Faults do not stop a run and are reported as what they are: throttling, slow, duplicated and lost
+//! mail, failing triggers, an IMAP connection dropped mid-run. Thresholds turn them into exit 99.
+
+mod support;
+
+use std::time::Duration;
+
+use otp_harness::testkit::dovecot::Dovecot;
+use support::run::*;
+
+fn count(outcome: &RunOutcome, pointer: &str) -> u64 {
+    outcome.summary.pointer(pointer).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_counted_apart_and_the_run_goes_on() {
+    let pool = "[target.pool.faults.throttle]\nuser_authentication = 4";
+    let duration_bound = |extra: &str| {
+        local_scenario(
+            pool,
+            3,
+            1,
+            &format!("duration = \"3s\"\nerror_backoff = \"100ms\"\n[probes]\nunknown_user = false\n{extra}"),
+        )
+        .replace("iterations = 1\n", "")
+    };
+    let outcome = run_scenario(&duration_bound("")).await;
+    assert_eq!(outcome.code, 0, "throttling is not a conformance failure: {}", outcome.explain());
+    assert!(count(&outcome, "/throttled") > 0, "{}", outcome.explain());
+    assert_eq!(count(&outcome, "/throttled"), count(&outcome, "/errors/TooManyRequestsException"));
+    let flows = &outcome.summary["flows"];
+    let errored: u64 = ["login", "retry", "lockout"].iter().map(|f| flows[f]["errored"].as_u64().unwrap_or(0)).sum();
+    let succeeded: u64 =
+        ["login", "retry", "lockout"].iter().map(|f| flows[f]["succeeded"].as_u64().unwrap_or(0)).sum();
+    assert!(errored > 0 && succeeded > 0, "some flows were throttled, others went through: {flows}");
+    assert!(outcome.failed_checks().is_empty(), "{:?}", outcome.failed_checks());
+
+    let breached = run_scenario(&duration_bound("[thresholds]\n\"throttled.count\" = \"== 0\"")).await;
+    assert_eq!(breached.code, 99, "{}", breached.explain());
+    assert_eq!(breached.summary["verdict"], "threshold_breached");
+    assert!(
+        breached
+            .files
+            .iter()
+            .any(|(n, t)| n == "junit.xml" && t.contains("throttled.count == 0") && t.contains("<failure"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_mail_shows_in_otp_delivery_not_as_failures() {
+    let pool = "[target.pool.faults.mail]\ndelay = \"700ms\"";
+    let outcome =
+        run_scenario(&local_scenario(pool, 2, 2, "[probes]\nunknown_user = false\ncode_randomness = false")).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    let p50 = outcome.summary["steps"]["otp_delivery"]["p50_ms"].as_f64().unwrap_or(0.0);
+    assert!(p50 >= 700.0, "otp_delivery p50 {p50} ms includes the 700 ms delay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_mail_is_not_mistaken_for_new_codes() {
+    let pool = "[target.pool.faults.mail]\nduplicate_rate = 1.0";
+    let outcome = run_scenario(&local_scenario(pool, 3, 6, "")).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert!(outcome.failed_checks().is_empty(), "{:?}", outcome.failed_checks());
+    let delivered = count(&outcome, "/steps/otp_delivery/ok");
+    assert!(
+        count(&outcome, "/mail/code_mails") >= 2 * delivered - 2,
+        "every code came twice: {}",
+        outcome.summary["mail"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_mail_and_failing_triggers_are_errors_not_conformance_failures() {
+    let pool = "[target.pool.faults.mail]\nloss_rate = 0.25\n[[target.pool.faults.trigger]]\ntrigger = \"create\"\nfailure = \"error\"\nrate = 0.15";
+    let scenario = local_scenario(pool, 3, 8, "[probes]\nunknown_user = false\ncode_randomness = false")
+        .replace("timeout = \"5s\"", "timeout = \"1s\"");
+    let outcome = run_scenario(&scenario).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert!(count(&outcome, "/errors/OtpTimeout") > 0, "lost mail counted: {}", outcome.summary["errors"]);
+    assert!(count(&outcome, "/errors/UserLambdaValidationException") > 0, "{}", outcome.summary["errors"]);
+    assert!(outcome.failed_checks().is_empty(), "{:?}", outcome.failed_checks());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_imap_connection_is_reopened_without_losing_codes() {
+    let dovecot = Dovecot::start("loadtest@mail.test").await.expect("dovecot");
+    let password = tempfile::NamedTempFile::new().expect("password file");
+    std::fs::write(password.path(), &dovecot.password).expect("written");
+    let scenario = format!(
+        r#"name = "imap-drop"
+[target]
+kind = "local"
+[target.pool.mail.relay]
+protocol = "lmtp"
+port = {lmtp}
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@mail.test"
+count = 8
+[otp]
+source = "imap"
+timeout = "15s"
+[otp.imap]
+host = "127.0.0.1"
+port = {imap}
+tls = false
+username = "loadtest@mail.test"
+password_file = "{password}"
+mode = "idle"
+[probes]
+unknown_user = false
+code_randomness = false
+[load]
+users = 2
+iterations = 6
+"#,
+        lmtp = dovecot.lmtp_port,
+        imap = dovecot.imap_port,
+        password = password.path().display()
+    );
+    let kicks = async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            dovecot.kick().expect("kick");
+        }
+    };
+    let (outcome, ()) = tokio::join!(run_scenario(&scenario), kicks);
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert!(count(&outcome, "/mail/reconnects") >= 1, "reconnected: {}", outcome.summary["mail"]);
+    assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
+    assert_eq!(count(&outcome, "/errors/OtpTimeout"), 0, "no code was lost: {}", outcome.summary["errors"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmeetable_threshold_exits_99() {
+    let outcome = run_scenario(&local_scenario("", 1, 2, "[probes]\nunknown_user = false\ncode_randomness = false\n[thresholds]\n\"login.p99\" = \"1ms\"\n\"login.success_rate\" = \">= 99%\"")).await;
+    assert_eq!(outcome.code, 99, "{}", outcome.explain());
+    let thresholds = outcome.summary["thresholds"].as_array().expect("thresholds");
+    assert_eq!(thresholds.iter().filter(|t| t["passed"] == false).count(), 1, "only the p99 is breached");
+    assert!(outcome.stdout.contains("THRESHOLD BREACHED"));
+}
