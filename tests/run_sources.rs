@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use otp_harness::pool::PoolConfig;
 use otp_harness::testkit::dovecot::Dovecot;
 use otp_harness::testkit::s3server::S3Server;
@@ -121,6 +122,69 @@ iterations = 4
     assert_every_check_passed(&outcome);
     assert!(outcome.summary["mail"]["ignored"].as_u64().unwrap_or(0) > 0, "unrelated mail was seen and ignored");
     assert!(!outcome.all_output().contains(&dovecot.password), "the IMAP password appears nowhere");
+
+    // Code mail was deleted once read; the unrelated mail was left where it was.
+    let mut imap = dovecot.login().await.expect("login");
+    let mailbox = imap.select("INBOX").await.expect("select");
+    let subjects: Vec<String> = imap
+        .fetch("1:*", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .await
+        .expect("fetch")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("fetched")
+        .iter()
+        .map(|f| String::from_utf8_lossy(f.header().unwrap_or_default()).trim().to_string())
+        .collect();
+    assert_eq!(mailbox.exists as usize, subjects.len());
+    assert_eq!(subjects.len(), 21, "1 + 10 newsletters and 10 decoys stay: {subjects:?}");
+    assert!(subjects.iter().all(|s| !s.contains("sign-in code")), "no code mail left: {subjects:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_read_over_imaps_trusting_a_private_ca() {
+    let dovecot = Dovecot::start_with_tls("loadtest@mail.test").await.expect("dovecot with TLS");
+    let (imaps, ca) = dovecot.imaps.clone().expect("imaps");
+    let password = tempfile::NamedTempFile::new().expect("password file");
+    std::fs::write(password.path(), &dovecot.password).expect("password written");
+    let scenario = format!(
+        r#"name = "imaps"
+[target]
+kind = "local"
+[target.pool.mail.relay]
+protocol = "lmtp"
+port = {lmtp}
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@mail.test"
+count = 8
+[otp]
+source = "imap"
+timeout = "10s"
+[otp.imap]
+host = "localhost"
+port = {imaps}
+ca_file = "{ca}"
+username = "loadtest@mail.test"
+password_file = "{password}"
+[probes]
+code_randomness = false
+[load]
+users = 2
+iterations = 3
+"#,
+        lmtp = dovecot.lmtp_port,
+        ca = ca.display(),
+        password = password.path().display()
+    );
+    let outcome = run_scenario(&scenario).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
+
+    // Without the private CA, the system's roots do not trust the server: the run cannot happen.
+    let untrusted = run_scenario(&scenario.replace(&format!("ca_file = \"{}\"\n", ca.display()), "")).await;
+    assert_eq!(untrusted.code, 3, "{}", untrusted.explain());
+    assert!(untrusted.stderr.contains("TLS handshake"), "{}", untrusted.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

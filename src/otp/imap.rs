@@ -200,9 +200,11 @@ impl ImapWatcher {
         fetched.sort_by_key(|(uid, _)| *uid);
         let mut uids = Vec::with_capacity(fetched.len());
         for (uid, raw) in fetched {
-            deliver(mailroom, self.extractor.extract(&raw));
+            // Only code mail is deleted or flagged: other mail in a shared inbox is not ours to touch.
+            if deliver(mailroom, self.extractor.extract(&raw)) {
+                uids.push(uid.to_string());
+            }
             self.last_uid = self.last_uid.max(uid);
-            uids.push(uid.to_string());
         }
         if uids.is_empty() {
             return Ok(());

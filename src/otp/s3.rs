@@ -71,7 +71,7 @@ impl S3Watcher {
         Ok(out)
     }
 
-    async fn take(&self, key: &str) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, key: &str) -> Result<Vec<u8>, String> {
         let object = self
             .client
             .get_object()
@@ -81,12 +81,16 @@ impl S3Watcher {
             .await
             .map_err(|e| format!("getting {key}: {}", DisplayErrorContext(&e)))?;
         let bytes = object.body.collect().await.map_err(|e| format!("reading {key}: {e}"))?.into_bytes();
+        Ok(bytes.to_vec())
+    }
+
+    /// Deletes a code mail once read, when asked to (other objects are left alone).
+    async fn dispose(&self, key: &str) {
         if self.options.after_read == AfterRead::Delete
             && let Err(e) = self.client.delete_object().bucket(&self.options.bucket).key(key).send().await
         {
             tracing::warn!(error = %DisplayErrorContext(&e), "could not delete a read mail from S3");
         }
-        Ok(bytes.to_vec())
     }
 
     /// Polls until stopped.
@@ -115,10 +119,12 @@ impl S3Watcher {
                 if self.seen.contains(&key) {
                     continue;
                 }
-                match self.take(&key).await {
+                match self.fetch(&key).await {
                     Ok(raw) => {
                         self.seen.insert(&key);
-                        deliver(&mailroom, self.extractor.extract(&raw));
+                        if deliver(&mailroom, self.extractor.extract(&raw)) {
+                            self.dispose(&key).await;
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "S3 mail could not be read; retrying"),
                 }

@@ -15,6 +15,8 @@ pub struct Dovecot {
     dir: tempfile::TempDir,
     pub imap_port: u16,
     pub lmtp_port: u16,
+    /// IMAPS port and the CA certificate (PEM) that signed the server's, when started with TLS.
+    pub imaps: Option<(u16, PathBuf)>,
     /// The one mailbox (plus-addresses `user+tag@domain` land in it too).
     pub user: String,
     pub password: String,
@@ -24,6 +26,16 @@ impl Dovecot {
     /// Starts Dovecot with one mailbox `user` and waits until an IMAP LOGIN succeeds.
     /// Needs root (mail files belong to uid 65534) and Debian's dovecot-imapd and dovecot-lmtpd.
     pub async fn start(user: &str) -> anyhow::Result<Self> {
+        Self::start_with(user, false).await
+    }
+
+    /// As `start`, plus IMAPS on another port with a certificate for `localhost` signed by a throwaway
+    /// CA (made with `openssl`), whose certificate is in `imaps`.
+    pub async fn start_with_tls(user: &str) -> anyhow::Result<Self> {
+        Self::start_with(user, true).await
+    }
+
+    async fn start_with(user: &str, tls: bool) -> anyhow::Result<Self> {
         let binary = super::find_executable("OTP_HARNESS_DOVECOT", "dovecot", &[PathBuf::from("/usr/sbin/dovecot")])
             .context(
                 "dovecot not found: install Debian's dovecot-imapd and dovecot-lmtpd (or set OTP_HARNESS_DOVECOT)",
@@ -39,10 +51,26 @@ impl Dovecot {
         let imap_port = super::free_port()?;
         let lmtp_port = super::free_port()?;
         let password = format!("pw{}", rand::random::<u32>());
-        let config = CONFIG_TEMPLATE
+        let mut config = CONFIG_TEMPLATE
             .replace("@DIR@", &root.display().to_string())
             .replace("@IMAP_PORT@", &imap_port.to_string())
             .replace("@LMTP_PORT@", &lmtp_port.to_string());
+        let imaps = if tls {
+            let port = super::free_port()?;
+            let ca = make_certificates(root)?;
+            config = config
+                .replace(
+                    "ssl = no",
+                    &format!("ssl = yes\nssl_cert = <{0}/server.pem\nssl_key = <{0}/server.key", root.display()),
+                )
+                .replace(
+                    "inet_listener imaps {\n    port = 0\n  }",
+                    &format!("inet_listener imaps {{\n    address = 127.0.0.1\n    port = {port}\n    ssl = yes\n  }}"),
+                );
+            Some((port, ca))
+        } else {
+            None
+        };
         let config_path = root.join("dovecot.conf");
         std::fs::write(&config_path, config)?;
         let local = user.split('@').next().unwrap_or(user);
@@ -59,7 +87,7 @@ impl Dovecot {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut dovecot = Self { child, dir, imap_port, lmtp_port, user: user.to_string(), password };
+        let mut dovecot = Self { child, dir, imap_port, lmtp_port, imaps, user: user.to_string(), password };
         dovecot.wait_ready().await?;
         Ok(dovecot)
     }
@@ -131,6 +159,66 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         super::terminate(&mut self.child, Duration::from_secs(5));
     }
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, in `dir`; returns the CA's path.
+fn make_certificates(dir: &Path) -> anyhow::Result<PathBuf> {
+    let openssl = |args: &[&str]| -> anyhow::Result<()> {
+        let output = Command::new("openssl").args(args).current_dir(dir).output().context("running openssl")?;
+        if !output.status.success() {
+            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=otp-harness test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ])?;
+    Ok(dir.join("ca.pem"))
 }
 
 fn chown_nobody(path: &Path) -> anyhow::Result<()> {
