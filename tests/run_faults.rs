@@ -133,6 +133,49 @@ iterations = 6
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_idle_is_polled_instead() {
+    let no_idle = "\nprotocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR UIDPLUS\n}\n";
+    let dovecot = Dovecot::start_with_config("loadtest@mail.test", no_idle).await.expect("dovecot without IDLE");
+    let password = tempfile::NamedTempFile::new().expect("password file");
+    std::fs::write(password.path(), &dovecot.password).expect("written");
+    let scenario = format!(
+        r#"name = "no-idle"
+[target]
+kind = "local"
+[target.pool.mail.relay]
+protocol = "lmtp"
+port = {lmtp}
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@mail.test"
+count = 7
+[otp]
+source = "imap"
+timeout = "10s"
+[otp.imap]
+host = "127.0.0.1"
+port = {imap}
+tls = false
+username = "loadtest@mail.test"
+password_file = "{password}"
+mode = "idle"
+[probes]
+code_randomness = false
+[load]
+users = 1
+iterations = 3
+"#,
+        lmtp = dovecot.lmtp_port,
+        imap = dovecot.imap_port,
+        password = password.path().display()
+    );
+    let outcome = run_scenario(&scenario).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert!(outcome.stderr.contains("does not offer IDLE"), "{}", outcome.stderr);
+    assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmeetable_threshold_exits_99() {
     let outcome = run_scenario(&local_scenario("", 1, 2, "[probes]\nunknown_user = false\ncode_randomness = false\n[thresholds]\n\"login.p99\" = \"1ms\"\n\"login.success_rate\" = \">= 99%\"")).await;
     assert_eq!(outcome.code, 99, "{}", outcome.explain());

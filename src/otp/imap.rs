@@ -76,6 +76,8 @@ pub struct ImapWatcher {
     session: Option<ImapSession>,
     last_uid: u32,
     uid_validity: Option<u32>,
+    /// IDLE was asked for but the server does not offer it: poll instead.
+    idle_unsupported: bool,
 }
 
 impl ImapWatcher {
@@ -83,8 +85,28 @@ impl ImapWatcher {
     pub async fn connect(options: ImapOptions, extractor: Extractor) -> Result<Self, SourceError> {
         let password = read_password(&options)?;
         let tls = if options.tls { Some(tls_connector(&options)?) } else { None };
-        let mut watcher = Self { options, password, extractor, tls, session: None, last_uid: 0, uid_validity: None };
-        let (session, uid_next, uid_validity) = watcher.open().await.map_err(|e| SourceError::new("imap", e))?;
+        let mut watcher = Self {
+            options,
+            password,
+            extractor,
+            tls,
+            session: None,
+            last_uid: 0,
+            uid_validity: None,
+            idle_unsupported: false,
+        };
+        let (mut session, uid_next, uid_validity) = watcher.open().await.map_err(|e| SourceError::new("imap", e))?;
+        if watcher.options.mode == ImapMode::Idle {
+            let capabilities =
+                session.capabilities().await.map_err(|e| SourceError::new("imap", format!("CAPABILITY: {e}")))?;
+            if !capabilities.has_str("IDLE") {
+                tracing::warn!(
+                    "the IMAP server does not offer IDLE; polling every {:?} instead",
+                    watcher.options.poll_interval
+                );
+                watcher.idle_unsupported = true;
+            }
+        }
         watcher.last_uid = uid_next.saturating_sub(1);
         watcher.uid_validity = uid_validity;
         watcher.session = Some(session);
@@ -240,7 +262,8 @@ impl ImapWatcher {
         mut session: ImapSession,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Option<ImapSession>, String> {
-        match self.options.mode {
+        let mode = if self.idle_unsupported { ImapMode::Poll } else { self.options.mode };
+        match mode {
             ImapMode::Poll => {
                 tokio::select! {
                     _ = stop.changed() => return Ok(None),

@@ -26,16 +26,21 @@ impl Dovecot {
     /// Starts Dovecot with one mailbox `user` and waits until an IMAP LOGIN succeeds.
     /// Needs root (mail files belong to uid 65534) and Debian's dovecot-imapd and dovecot-lmtpd.
     pub async fn start(user: &str) -> anyhow::Result<Self> {
-        Self::start_with(user, false).await
+        Self::start_with(user, false, "").await
+    }
+
+    /// As `start`, with `extra` appended to the config (e.g. an `imap_capability` without IDLE).
+    pub async fn start_with_config(user: &str, extra: &str) -> anyhow::Result<Self> {
+        Self::start_with(user, false, extra).await
     }
 
     /// As `start`, plus IMAPS on another port with a certificate for `localhost` signed by a throwaway
     /// CA (made with `openssl`), whose certificate is in `imaps`.
     pub async fn start_with_tls(user: &str) -> anyhow::Result<Self> {
-        Self::start_with(user, true).await
+        Self::start_with(user, true, "").await
     }
 
-    async fn start_with(user: &str, tls: bool) -> anyhow::Result<Self> {
+    async fn start_with(user: &str, tls: bool, extra: &str) -> anyhow::Result<Self> {
         let binary = super::find_executable("OTP_HARNESS_DOVECOT", "dovecot", &[PathBuf::from("/usr/sbin/dovecot")])
             .context(
                 "dovecot not found: install Debian's dovecot-imapd and dovecot-lmtpd (or set OTP_HARNESS_DOVECOT)",
@@ -71,6 +76,7 @@ impl Dovecot {
         } else {
             None
         };
+        config.push_str(extra);
         let config_path = root.join("dovecot.conf");
         std::fs::write(&config_path, config)?;
         let local = user.split('@').next().unwrap_or(user);
