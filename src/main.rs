@@ -99,6 +99,7 @@ async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool) -> 
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;
     }
+    otp_harness::interrupt::install();
     let options = otp_harness::run::RunOptions { report_dir: out };
     match otp_harness::run::run(&scenario, &options).await {
         Ok(output) => {

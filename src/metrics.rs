@@ -1,8 +1,10 @@
 //! Run metrics: an HDR histogram per step (`initiate`, `otp_delivery`, `respond`, `login`) in
-//! microseconds, successes and failures per step, errors by type, throttling counted apart, and flow
-//! outcomes. Thresholds read them through `MetricSource`.
+//! microseconds, overall and per flow, successes and failures per step, errors by type, throttling
+//! counted apart, flow outcomes, and the open model's dropped and late starts. Interval histograms
+//! (since the last `take_intervals`) feed the `.hlog`. Thresholds read them through `MetricSource`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -50,11 +52,45 @@ struct StepStats {
     failed: u64,
 }
 
+/// An empty latency histogram: 1 µs to one hour, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3)
+        .or_else(|_| Histogram::new(3))
+        .unwrap_or_else(|_| unreachable!("3 significant figures are always valid"))
+}
+
 impl StepStats {
     fn new() -> Self {
-        let histogram = Histogram::new_with_bounds(1, MAX_MICROS, 3)
-            .unwrap_or_else(|_| Histogram::new(3).expect("3 significant figures are valid"));
-        Self { histogram, ok: 0, failed: 0 }
+        Self { histogram: new_histogram(), ok: 0, failed: 0 }
+    }
+
+    fn add(&mut self, micros: Option<u64>, ok: bool) {
+        if let Some(micros) = micros {
+            let _ = self.histogram.record(micros);
+        }
+        if ok {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    fn summary(&self) -> StepSummary {
+        let h = &self.histogram;
+        let ms = |micros: u64| round3(micros as f64 / 1000.0);
+        let empty = h.is_empty();
+        let at = |q: f64| if empty { 0.0 } else { ms(h.value_at_quantile(q)) };
+        StepSummary {
+            count: self.ok + self.failed,
+            ok: self.ok,
+            failed: self.failed,
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            p999_ms: at(0.999),
+            max_ms: if empty { 0.0 } else { ms(h.max()) },
+            mean_ms: if empty { 0.0 } else { round3(h.mean() / 1000.0) },
+        }
     }
 }
 
@@ -80,9 +116,20 @@ pub enum FlowOutcome {
 /// All metrics of a run; shared by every virtual user.
 pub struct Metrics {
     steps: [Mutex<StepStats>; 4],
+    /// Per (flow, step).
+    by_flow: Mutex<BTreeMap<(&'static str, Step), StepStats>>,
+    /// Since the last `take_intervals`, tagged `step` or `flow/step`.
+    intervals: Mutex<BTreeMap<String, Histogram<u64>>>,
     errors: Mutex<BTreeMap<String, u64>>,
     flows: Mutex<BTreeMap<&'static str, FlowCounts>>,
+    /// Open model: starts no free virtual user could take at their intended time.
+    dropped: AtomicU64,
+    /// Open model: starts taken later than intended (by more than `LATE_AFTER`).
+    late: AtomicU64,
 }
+
+/// A start later than this after its intended time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -113,26 +160,67 @@ impl Metrics {
                 Mutex::new(StepStats::new()),
                 Mutex::new(StepStats::new()),
             ],
+            by_flow: Mutex::new(BTreeMap::new()),
+            intervals: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             flows: Mutex::new(BTreeMap::new()),
+            dropped: AtomicU64::new(0),
+            late: AtomicU64::new(0),
         }
     }
 
-    /// A step that got an answer (`ok`: the answer the flow wanted) after `elapsed`.
-    pub fn record(&self, step: Step, elapsed: Duration, ok: bool) {
-        let micros = (elapsed.as_micros() as u64).clamp(1, MAX_MICROS);
-        let mut stats = self.steps[step.index()].lock();
-        let _ = stats.histogram.record(micros);
-        if ok {
-            stats.ok += 1;
-        } else {
-            stats.failed += 1;
-        }
+    /// A step that got an answer (`ok`: the answer the flow wanted) after `elapsed`, in `flow`.
+    pub fn record(&self, flow: Option<&'static str>, step: Step, elapsed: Duration, ok: bool) {
+        self.add(flow, step, Some((elapsed.as_micros() as u64).clamp(1, MAX_MICROS)), ok);
     }
 
     /// A step that failed without a measurable answer (time-out, transport error).
-    pub fn record_failure(&self, step: Step) {
-        self.steps[step.index()].lock().failed += 1;
+    pub fn record_failure(&self, flow: Option<&'static str>, step: Step) {
+        self.add(flow, step, None, false);
+    }
+
+    fn add(&self, flow: Option<&'static str>, step: Step, micros: Option<u64>, ok: bool) {
+        self.steps[step.index()].lock().add(micros, ok);
+        if let Some(flow) = flow {
+            self.by_flow.lock().entry((flow, step)).or_insert_with(StepStats::new).add(micros, ok);
+        }
+        if let Some(micros) = micros {
+            let mut intervals = self.intervals.lock();
+            let _ = intervals.entry(step.name().to_string()).or_insert_with(new_histogram).record(micros);
+            if let Some(flow) = flow {
+                let _ = intervals.entry(format!("{flow}/{}", step.name())).or_insert_with(new_histogram).record(micros);
+            }
+        }
+    }
+
+    /// The interval histograms since the last call, by tag; the intervals restart empty.
+    pub fn take_intervals(&self) -> BTreeMap<String, Histogram<u64>> {
+        std::mem::take(&mut *self.intervals.lock())
+    }
+
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_late(&self) {
+        self.late.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn late(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
+    }
+
+    /// Step summaries per flow.
+    pub fn flow_steps(&self) -> BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>> {
+        let mut out: BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>> = BTreeMap::new();
+        for ((flow, step), stats) in self.by_flow.lock().iter() {
+            out.entry(*flow).or_default().insert(step.name(), stats.summary());
+        }
+        out
     }
 
     /// An error by its type (`TooManyRequestsException`, `OtpTimeout`, …).
@@ -155,22 +243,12 @@ impl Metrics {
     }
 
     pub fn step_summary(&self, step: Step) -> StepSummary {
-        let stats = self.steps[step.index()].lock();
-        let h = &stats.histogram;
-        let ms = |micros: u64| round3(micros as f64 / 1000.0);
-        let empty = h.is_empty();
-        let at = |q: f64| if empty { 0.0 } else { ms(h.value_at_quantile(q)) };
-        StepSummary {
-            count: stats.ok + stats.failed,
-            ok: stats.ok,
-            failed: stats.failed,
-            p50_ms: at(0.5),
-            p90_ms: at(0.9),
-            p99_ms: at(0.99),
-            p999_ms: at(0.999),
-            max_ms: if empty { 0.0 } else { ms(h.max()) },
-            mean_ms: if empty { 0.0 } else { round3(h.mean() / 1000.0) },
-        }
+        self.steps[step.index()].lock().summary()
+    }
+
+    /// A copy of a step's whole-run histogram.
+    pub fn step_histogram(&self, step: Step) -> Histogram<u64> {
+        self.steps[step.index()].lock().histogram.clone()
     }
 
     pub fn errors(&self) -> BTreeMap<String, u64> {
@@ -202,7 +280,7 @@ impl MetricSource for Metrics {
         match step {
             "throttled" => return Some(self.throttled() as f64),
             "errors" => return Some(self.error_count() as f64),
-            "dropped" => return Some(0.0),
+            "dropped" => return Some(self.dropped() as f64),
             _ => {}
         }
         let step = Step::ALL.into_iter().find(|s| s.name() == step)?;
@@ -229,9 +307,9 @@ mod tests {
     fn steps_summarize_within_histogram_precision() {
         let m = Metrics::new();
         for ms in 1..=100u64 {
-            m.record(Step::Initiate, Duration::from_millis(ms), true);
+            m.record(Some("login"), Step::Initiate, Duration::from_millis(ms), true);
         }
-        m.record_failure(Step::Initiate);
+        m.record_failure(None, Step::Initiate);
         let s = m.step_summary(Step::Initiate);
         assert_eq!((s.count, s.ok, s.failed), (101, 100, 1));
         assert!((s.p50_ms - 50.0).abs() < 0.1, "{}", s.p50_ms);
@@ -241,5 +319,10 @@ mod tests {
         m.count_error("TooManyRequestsException");
         m.count_error("OtpTimeout");
         assert_eq!((m.throttled(), m.error_count()), (1, 1));
+        assert_eq!(m.flow_steps()["login"]["initiate"].count, 100, "the failure had no flow");
+        let intervals = m.take_intervals();
+        assert_eq!(intervals["initiate"].len(), 100);
+        assert_eq!(intervals["login/initiate"].len(), 100);
+        assert!(m.take_intervals().is_empty(), "intervals restart");
     }
 }

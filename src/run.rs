@@ -13,12 +13,14 @@ use crate::checks::tokens::TokenChecker;
 use crate::checks::{Check, Verdicts};
 use crate::cognito::{CognitoClient, ResolvedTarget};
 use crate::flows::FlowContext;
-use crate::metrics::{FlowOutcome, Metrics, Step};
+use crate::metrics::{Metrics, Step};
 use crate::otp::OtpSource;
 use crate::pool::{LocalPool, RunningPool};
+use crate::report::hlog::HlogRecorder;
 use crate::report::{self, LoadSummary, RunResult, TargetSummary, Verdict};
-use crate::scenario::{FlowKind, FlowSpec, OtpSourceKind, Scenario, ScenarioError, TargetKind};
+use crate::scenario::{FlowKind, FlowSpec, LoadModel, OtpSourceKind, Scenario, ScenarioError, TargetKind};
 use crate::thresholds::Threshold;
+use crate::workload;
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -78,11 +80,39 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         otp_timeout: scenario.otp.timeout,
         settle: scenario.otp.duplicate_settle,
         get_user: scenario.checks.get_user,
-        codes: Mutex::new(Vec::new()),
+        codes: Arc::new(Mutex::new(Vec::new())),
     });
     announce_checks(&ctx.verdicts, scenario);
-    run_probes(&ctx, scenario).await;
-    run_load(&ctx, scenario).await;
+    let parent = options.report_dir.clone().unwrap_or_else(|| scenario.report.dir.clone());
+    let report_dir = report::run_dir(&parent, &scenario.name, started_wall);
+    std::fs::create_dir_all(&report_dir)
+        .map_err(|e| RunError::CannotRun(format!("creating {}: {e}", report_dir.display())))?;
+    run_probes(&ctx.with_metrics(Arc::new(Metrics::new())), scenario).await;
+    let mut notes = Vec::new();
+    let load_started = Instant::now();
+    if crate::interrupt::requested() {
+        notes.push("interrupted by Ctrl-C before the load: only the probes ran".to_string());
+    } else {
+        let hlog = HlogRecorder::start(
+            &report_dir,
+            Arc::clone(&ctx.metrics),
+            scenario.report.hlog_interval,
+            load_started,
+            SystemTime::now(),
+        )
+        .map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
+        let end = workload::run(Arc::clone(&ctx), scenario, &report_dir).await;
+        if let Err(e) = hlog.finish().await {
+            notes.push(format!("the latency log is incomplete: {e:#}"));
+        }
+        if end.interrupted {
+            notes.push("interrupted by Ctrl-C: the results cover what ran".to_string());
+        }
+        if let Some(error) = end.error {
+            notes.push(error);
+        }
+    }
+    let load_secs = load_started.elapsed().as_secs_f64();
     check_randomness(&ctx, scenario);
 
     let thresholds: Vec<_> = scenario
@@ -103,7 +133,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
 
     let checks = ctx.verdicts.results();
     let flows = ctx.metrics.flows();
-    let mut notes = Vec::new();
     let mut verdict = Verdict::of(&checks, &thresholds);
     let started_flows: u64 = flows.values().map(|f| f.started).sum();
     let completed: u64 = flows.values().map(|f| f.succeeded + f.nonconforming).sum();
@@ -138,15 +167,29 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             OtpSourceKind::Outbox => "outbox",
         },
         load: LoadSummary {
-            virtual_users: scenario.load.users,
-            iterations_per_user: scenario.load.iterations_per_user(),
-            duration_limit_secs: scenario.load.duration.map(|d| d.as_secs_f64()),
+            model: match scenario.load.model {
+                LoadModel::Closed => "closed",
+                LoadModel::Open => "open",
+            },
+            virtual_users: scenario.load.virtual_users(),
+            iterations_per_user: match scenario.load.model {
+                LoadModel::Closed => scenario.load.iterations_per_user(),
+                LoadModel::Open => None,
+            },
+            duration_limit_secs: match scenario.load.model {
+                LoadModel::Closed => scenario.load.duration.map(|d| d.as_secs_f64()),
+                LoadModel::Open => Some(scenario.load.open_stages().iter().map(|s| s.duration.as_secs_f64()).sum()),
+            },
+            elapsed_secs: (load_secs * 1000.0).round() / 1000.0,
+            dropped: ctx.metrics.dropped(),
+            late: ctx.metrics.late(),
         },
         verdict,
         exit_code: verdict.exit_code(),
         checks,
         thresholds,
         steps: Step::ALL.iter().map(|s| (s.name(), ctx.metrics.step_summary(*s))).collect(),
+        flow_steps: ctx.metrics.flow_steps(),
         flows,
         errors: ctx.metrics.errors(),
         throttled: ctx.metrics.throttled(),
@@ -154,8 +197,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         pool: pool_stats,
         notes,
     };
-    let parent = options.report_dir.clone().unwrap_or_else(|| scenario.report.dir.clone());
-    let report_dir = report::run_dir(&parent, &scenario.name, started_wall);
     report::write_all(&result, &report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
     Ok(RunOutput { result, report_dir })
 }
@@ -233,7 +274,7 @@ fn announce_checks(verdicts: &Verdicts, scenario: &Scenario) {
 /// Each enabled probe once, on test users after the virtual users' own.
 async fn run_probes(ctx: &FlowContext, scenario: &Scenario) {
     let p = &scenario.probes;
-    let mut next = scenario.load.users;
+    let mut next = scenario.load.virtual_users();
     let mut take = || {
         let user = scenario.users.address(next);
         next += 1;
@@ -255,47 +296,6 @@ async fn run_probes(ctx: &FlowContext, scenario: &Scenario) {
     }
     if p.challenge_leak {
         ctx.probe_challenge_leak(&take()).await;
-    }
-}
-
-/// The closed workload: `load.users` virtual users, each on its own test user, taking flows in the
-/// order of the mix's schedule until its iterations are done or the duration is up.
-async fn run_load(ctx: &Arc<FlowContext>, scenario: &Scenario) {
-    let load = &scenario.load;
-    let iterations = load.iterations_per_user();
-    let deadline = load.duration.map(|d| Instant::now() + d);
-    let schedule = Arc::new(flow_schedule(&scenario.flows));
-    let mut tasks = Vec::new();
-    for vu in 0..load.users {
-        let ctx = Arc::clone(ctx);
-        let schedule = Arc::clone(&schedule);
-        let user = scenario.users.address(vu);
-        let delay = load.ramp.mul_f64(f64::from(vu) / f64::from(load.users.max(1)));
-        // Users start spread over the schedule, so together they cover the mix early.
-        let offset = (vu as usize * schedule.len()) / load.users.max(1) as usize;
-        let (pause, error_backoff) = (load.pause, load.error_backoff);
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let mut done = 0u32;
-            loop {
-                if iterations.is_some_and(|n| done >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                let spec = &schedule[(offset + done as usize) % schedule.len()];
-                let outcome = ctx.run_flow(spec, &user).await;
-                done += 1;
-                let wait = if outcome == FlowOutcome::Errored { error_backoff } else { pause };
-                if !wait.is_zero() {
-                    let until = Instant::now() + wait;
-                    tokio::time::sleep_until(deadline.map_or(until, |d| until.min(d)).into()).await;
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        if let Err(e) = task.await {
-            tracing::error!(error = %e, "a virtual user stopped unexpectedly");
-        }
     }
 }
 

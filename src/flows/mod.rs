@@ -4,6 +4,7 @@
 
 pub mod probes;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,33 @@ pub struct FlowContext {
     pub settle: Duration,
     pub get_user: bool,
     /// Every new code handed to a virtual user (for the randomness check; never reported).
-    pub codes: Mutex<Vec<String>>,
+    pub codes: Arc<Mutex<Vec<String>>>,
+}
+
+tokio::task_local! {
+    /// The flow the current task is running, for per-flow metrics.
+    static CURRENT_FLOW: &'static str;
+    /// Where the current flow's steps are noted, when someone wants them (goose).
+    static RECORDER: RefCell<Vec<StepRecord>>;
+}
+
+/// One step as goose is told of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub step: Step,
+    /// None when no answer came (time-out, transport error).
+    pub elapsed: Option<Duration>,
+    pub ok: bool,
+    /// The error type, never a message with data in it.
+    pub error: Option<String>,
+}
+
+fn current_flow() -> Option<&'static str> {
+    CURRENT_FLOW.try_with(|f| *f).ok()
+}
+
+fn note(record: StepRecord) {
+    let _ = RECORDER.try_with(|r| r.borrow_mut().push(record));
 }
 
 /// A request in flight whose answer makes the pool mail a code: the mailroom mark and the send time.
@@ -84,15 +111,54 @@ pub fn flow_name(kind: FlowKind) -> &'static str {
 impl FlowContext {
     /// Runs one flow for `user` and counts its outcome.
     pub async fn run_flow(&self, spec: &FlowSpec, user: &str) -> FlowOutcome {
+        self.run_flow_from(spec, user, Instant::now()).await
+    }
+
+    /// Runs one flow whose sign-in is timed from `started` (the open model's intended start).
+    pub async fn run_flow_from(&self, spec: &FlowSpec, user: &str, started: Instant) -> FlowOutcome {
         let name = flow_name(spec.kind);
         self.metrics.flow_started(name);
-        let outcome = match spec.kind {
-            FlowKind::Login => self.sign_in(user, 0).await,
-            FlowKind::Retry => self.sign_in(user, spec.wrong).await,
-            FlowKind::Lockout => self.lockout(user).await,
+        let flow = async {
+            match spec.kind {
+                FlowKind::Login => self.sign_in(user, 0, started).await,
+                FlowKind::Retry => self.sign_in(user, spec.wrong, started).await,
+                FlowKind::Lockout => self.lockout(user).await,
+            }
         };
+        let outcome = CURRENT_FLOW.scope(name, flow).await;
         self.metrics.flow_ended(name, outcome);
         outcome
+    }
+
+    /// As `run_flow_from`, also returning every step it took (for goose's own metrics).
+    pub async fn run_flow_recorded(
+        &self,
+        spec: &FlowSpec,
+        user: &str,
+        started: Instant,
+    ) -> (FlowOutcome, Vec<StepRecord>) {
+        RECORDER
+            .scope(RefCell::new(Vec::new()), async {
+                let outcome = self.run_flow_from(spec, user, started).await;
+                (outcome, RECORDER.with(|r| r.take()))
+            })
+            .await
+    }
+
+    /// The same context with other metrics (probes keep out of the load's numbers).
+    pub fn with_metrics(&self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            cognito: self.cognito.clone(),
+            mailroom: Arc::clone(&self.mailroom),
+            tokens: Arc::clone(&self.tokens),
+            verdicts: Arc::clone(&self.verdicts),
+            metrics,
+            expect: self.expect.clone(),
+            otp_timeout: self.otp_timeout,
+            settle: self.settle,
+            get_user: self.get_user,
+            codes: Arc::clone(&self.codes),
+        }
     }
 
     /// InitiateAuth, timed.
@@ -114,7 +180,7 @@ impl FlowContext {
         let result = self.cognito.respond(challenge, answer).await;
         let elapsed = started.elapsed();
         if wanted(&result) {
-            self.metrics.record(Step::Respond, elapsed, true);
+            self.record(Step::Respond, elapsed, true);
         } else {
             self.count(Step::Respond, elapsed, result.as_ref().err());
         }
@@ -125,15 +191,15 @@ impl FlowContext {
     pub async fn code(&self, user: &str, mailing: Mailing) -> Result<Delivery, StepError> {
         match self.mailroom.wait(user, mailing.mark, self.otp_timeout, self.settle).await {
             Ok(delivery) => {
-                self.metrics.record(Step::OtpDelivery, mailing.sent.elapsed(), true);
+                self.record(Step::OtpDelivery, mailing.sent.elapsed(), true);
                 if !delivery.repeated {
                     self.codes.lock().push(delivery.code.clone());
                 }
                 Ok(delivery)
             }
             Err(e) => {
-                self.metrics.record_failure(Step::OtpDelivery);
                 let error = StepError::Otp(e);
+                self.record_failure(Step::OtpDelivery, &error.type_name());
                 self.metrics.count_error(&error.type_name());
                 Err(error)
             }
@@ -147,25 +213,40 @@ impl FlowContext {
 
     fn count(&self, step: Step, elapsed: Duration, error: Option<&CallError>) {
         match error {
-            None => self.metrics.record(step, elapsed, true),
+            None => self.record(step, elapsed, true),
             Some(e) => {
                 self.metrics.count_error(&e.type_name);
                 match e.class {
-                    ErrorClass::Timeout | ErrorClass::Transport => self.metrics.record_failure(step),
-                    _ => self.metrics.record(step, elapsed, false),
+                    ErrorClass::Timeout | ErrorClass::Transport => self.record_failure(step, &e.type_name),
+                    _ => self.record_answer(step, elapsed, false, Some(&e.type_name)),
                 }
             }
         }
     }
 
-    /// `login` (wrong = 0) and `retry` (wrong > 0).
-    async fn sign_in(&self, user: &str, wrong: u32) -> FlowOutcome {
-        let started = Instant::now();
+    /// A step answered in `elapsed`, into the metrics (under the current flow) and the step recorder.
+    fn record(&self, step: Step, elapsed: Duration, ok: bool) {
+        self.record_answer(step, elapsed, ok, None);
+    }
+
+    fn record_answer(&self, step: Step, elapsed: Duration, ok: bool, error: Option<&str>) {
+        self.metrics.record(current_flow(), step, elapsed, ok);
+        note(StepRecord { step, elapsed: Some(elapsed), ok, error: error.map(str::to_string) });
+    }
+
+    /// A step that got no answer.
+    fn record_failure(&self, step: Step, error: &str) {
+        self.metrics.record_failure(current_flow(), step);
+        note(StepRecord { step, elapsed: None, ok: false, error: Some(error.to_string()) });
+    }
+
+    /// `login` (wrong = 0) and `retry` (wrong > 0); the `login` step is timed from `started`.
+    async fn sign_in(&self, user: &str, wrong: u32, started: Instant) -> FlowOutcome {
         let check = if wrong == 0 { Check::SignIn } else { Check::Retry };
         let end = |outcome: FlowOutcome| {
             match outcome {
-                FlowOutcome::Succeeded => self.metrics.record(Step::Login, started.elapsed(), true),
-                _ => self.metrics.record_failure(Step::Login),
+                FlowOutcome::Succeeded => self.record(Step::Login, started.elapsed(), true),
+                _ => self.record_failure(Step::Login, "SignInFailed"),
             }
             outcome
         };

@@ -4,6 +4,7 @@
 //! password: only counts, timings, names and Cognito's own error messages.
 
 pub mod console;
+pub mod hlog;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -66,9 +67,19 @@ pub struct TargetSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadSummary {
+    /// "closed" or "open".
+    pub model: &'static str,
+    /// Closed: virtual users; open: the in-flight cap.
     pub virtual_users: u32,
     pub iterations_per_user: Option<u32>,
+    /// Closed: the duration limit; open: the stages' total.
     pub duration_limit_secs: Option<f64>,
+    /// How long the load ran.
+    pub elapsed_secs: f64,
+    /// Open model: starts dropped for want of a free virtual user.
+    pub dropped: u64,
+    /// Open model: starts taken more than 10 ms after their intended time.
+    pub late: u64,
 }
 
 /// Everything a run found; every report is written from this alone.
@@ -89,6 +100,8 @@ pub struct RunResult {
     pub thresholds: Vec<ThresholdResult>,
     /// Latency per step, in milliseconds.
     pub steps: BTreeMap<&'static str, StepSummary>,
+    /// The same per flow (`login`, `retry`, `lockout`).
+    pub flow_steps: BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>>,
     pub flows: BTreeMap<&'static str, FlowCounts>,
     /// Errors by type (TooManyRequestsException, OtpTimeout, …).
     pub errors: BTreeMap<String, u64>,

@@ -371,11 +371,31 @@ impl Default for Expect {
     }
 }
 
+/// How sign-ins arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// A fixed number of virtual users, each starting its next flow when the last one ends.
+    Closed,
+    /// Sign-ins started at a target rate, whatever the pool's latency (capped by `max_in_flight`).
+    Open,
+}
+
+/// One stage of the open model: the rate ramps linearly to `rate` over `duration`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub rate: f64,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+}
+
 /// The workload.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Load {
-    /// Virtual users, each on a test user of its own.
+    pub model: LoadModel,
+    /// closed: virtual users, each on a test user of its own.
     pub users: u32,
     /// Flows per virtual user (the run also stops at `duration`).
     pub iterations: Option<u32>,
@@ -391,6 +411,17 @@ pub struct Load {
     /// hammered in a tight loop.
     #[serde(with = "humantime_serde")]
     pub error_backoff: Duration,
+    /// open: a constant rate of sign-ins per second, for `duration`.
+    pub rate: Option<f64>,
+    /// open: stages instead of a constant rate.
+    pub stages: Vec<Stage>,
+    /// open: the rate the first stage ramps from (default: the first stage's rate).
+    pub start_rate: Option<f64>,
+    /// open: most sign-ins in flight at once (each on a test user of its own); a start with none free
+    /// is dropped and counted.
+    pub max_in_flight: u32,
+    /// Also write goose's own report (`.html`, `.json` or `.md`) under this name in the run folder.
+    pub goose_report: Option<String>,
 }
 
 impl Default for Load {
@@ -402,11 +433,33 @@ impl Default for Load {
             ramp: Duration::ZERO,
             pause: Duration::ZERO,
             error_backoff: Duration::from_millis(250),
+            model: LoadModel::Closed,
+            rate: None,
+            stages: Vec::new(),
+            start_rate: None,
+            max_in_flight: 50,
+            goose_report: None,
         }
     }
 }
 
 impl Load {
+    /// Virtual users (closed) or the in-flight cap (open): how many test users the load signs in as.
+    pub fn virtual_users(&self) -> u32 {
+        match self.model {
+            LoadModel::Closed => self.users,
+            LoadModel::Open => self.max_in_flight,
+        }
+    }
+
+    /// The open model's stages, a constant `rate` being one stage.
+    pub fn open_stages(&self) -> Vec<Stage> {
+        match (self.rate, self.duration) {
+            (Some(rate), Some(duration)) => vec![Stage { rate, duration }],
+            _ => self.stages.clone(),
+        }
+    }
+
     /// Flows per virtual user: `iterations`, else unbounded by count when a duration is set, else 5.
     pub fn iterations_per_user(&self) -> Option<u32> {
         match (self.iterations, self.duration) {
@@ -435,11 +488,17 @@ impl Default for CheckOptions {
 pub struct ReportOptions {
     /// Parent folder of the run folders.
     pub dir: PathBuf,
+    /// How often the progress line is printed to stderr ("0s": never).
+    #[serde(with = "humantime_serde")]
+    pub progress: Duration,
+    /// Length of one interval in `latency.hlog`.
+    #[serde(with = "humantime_serde")]
+    pub hlog_interval: Duration,
 }
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        Self { dir: PathBuf::from("reports") }
+        Self { dir: PathBuf::from("reports"), progress: Duration::from_secs(2), hlog_interval: Duration::from_secs(1) }
     }
 }
 
@@ -613,19 +672,23 @@ impl Scenario {
                 "e.g. unknown_pattern = \"nobody+{n}@mail.example.test\"",
             );
         }
-        let needed = self.load.users + self.probes.users_needed();
+        let needed = self.load.virtual_users() + self.probes.users_needed();
         if u.count < needed {
+            let (what, knob) = match self.load.model {
+                LoadModel::Closed => ("virtual users", "load.users"),
+                LoadModel::Open => ("sign-ins in flight at most", "load.max_in_flight"),
+            };
             return err(
                 "users",
                 0,
                 "count",
                 format!(
-                    "users.count = {} but the run needs {needed} ({} virtual users + {} for probes)",
+                    "users.count = {} but the run needs {needed} ({} {what} + {} for probes)",
                     u.count,
-                    self.load.users,
+                    self.load.virtual_users(),
                     self.probes.users_needed()
                 ),
-                &format!("set users.count = {needed} or more, or lower load.users"),
+                &format!("set users.count = {needed} or more, or lower {knob}"),
             );
         }
         if let Err(e) = regex::Regex::new(&self.otp.code_pattern) {
@@ -737,6 +800,90 @@ impl Scenario {
         let l = &self.load;
         if l.users == 0 {
             return err("load", 0, "users", "load.users must be at least 1".into(), "e.g. users = 5");
+        }
+        match l.model {
+            LoadModel::Closed => {
+                for (key, set) in [
+                    ("rate", l.rate.is_some()),
+                    ("stages", !l.stages.is_empty()),
+                    ("start_rate", l.start_rate.is_some()),
+                ] {
+                    if set {
+                        return err(
+                            "load",
+                            0,
+                            key,
+                            format!("load.{key} is for model = \"open\""),
+                            "set model = \"open\", or use users and iterations/duration",
+                        );
+                    }
+                }
+            }
+            LoadModel::Open => {
+                if l.rate.is_some() != l.stages.is_empty() {
+                    return err(
+                        "load",
+                        0,
+                        "rate",
+                        "model = \"open\" needs either rate (with duration) or stages".into(),
+                        "e.g. rate = 20 and duration = \"1m\", or stages = [{ rate = 50, duration = \"2m\" }]",
+                    );
+                }
+                if l.rate.is_some() && l.duration.is_none() {
+                    return err("load", 0, "rate", "a constant rate needs a duration".into(), "add duration = \"1m\"");
+                }
+                if l.iterations.is_some() {
+                    return err(
+                        "load",
+                        0,
+                        "iterations",
+                        "iterations are for model = \"closed\"".into(),
+                        "the open model runs for its duration or stages",
+                    );
+                }
+                let stages = l.open_stages();
+                let mut rates = stages.iter().map(|s| s.rate).chain(l.start_rate);
+                if rates.any(|r| !r.is_finite() || r < 0.0) || stages.iter().all(|s| s.rate <= 0.0) {
+                    return err(
+                        "load",
+                        0,
+                        if l.rate.is_some() { "rate" } else { "stages" },
+                        "rates must be positive numbers of sign-ins per second".into(),
+                        "e.g. rate = 20",
+                    );
+                }
+                let total: Duration = stages.iter().map(|s| s.duration).sum();
+                if total.is_zero() || total > Duration::from_secs(24 * 3600) {
+                    return err(
+                        "load",
+                        0,
+                        "stages",
+                        "the open model's stages must last between 1s and 24h in all".into(),
+                        "give each stage a duration like \"30s\"",
+                    );
+                }
+                if l.max_in_flight == 0 {
+                    return err(
+                        "load",
+                        0,
+                        "max_in_flight",
+                        "load.max_in_flight must be at least 1".into(),
+                        "e.g. max_in_flight = 50",
+                    );
+                }
+            }
+        }
+        if let Some(name) = &l.goose_report {
+            let ok_ext = [".html", ".htm", ".json", ".md"].iter().any(|e| name.ends_with(e));
+            if !ok_ext || name.contains('/') {
+                return err(
+                    "load",
+                    0,
+                    "goose_report",
+                    format!("goose_report {name:?} must be a file name ending in .html, .json or .md"),
+                    "e.g. goose_report = \"goose.html\"",
+                );
+            }
         }
         if l.iterations == Some(0) {
             return err(

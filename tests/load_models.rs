@@ -1,0 +1,135 @@
+//! The load side: the closed and open models run to the end with thresholds met (exit 0) or breached
+//! (exit 99), injected latency shows in the step percentiles, the open model counts dropped starts,
+//! and latency.hlog holds exactly what summary.json reports.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::run::*;
+
+const NO_PROBES: &str = "[probes]\nsession_reuse = false\ncode_reuse = false\nnew_code_each_attempt = false\nunknown_user = false\nchallenge_leak = false\ncode_randomness = false\n";
+
+/// A scenario with `load` as the `[load]` table's body, `pool` for `[target.pool]`, `extra` after.
+fn scenario(pool: &str, load: &str, extra: &str) -> String {
+    format!(
+        r#"name = "load"
+[target]
+kind = "local"
+[target.pool]
+{pool}
+[users]
+test_users = true
+pattern = "vu+{{n}}@mail.test"
+count = 40
+[otp]
+source = "outbox"
+timeout = "5s"
+[otp.outbox]
+poll_interval = "10ms"
+[[flow]]
+kind = "login"
+[report]
+progress = "0s"
+{NO_PROBES}
+[load]
+{load}
+{extra}
+"#
+    )
+}
+
+fn f(outcome: &RunOutcome, pointer: &str) -> f64 {
+    outcome.summary.pointer(pointer).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_meets_its_thresholds() {
+    let outcome = run_scenario(&scenario(
+        "",
+        "model = \"closed\"\nusers = 4\niterations = 5\nramp = \"400ms\"",
+        "[thresholds]\n\"login.success_rate\" = \">= 99%\"\n\"initiate.p99\" = \"2s\"",
+    ))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert_eq!(outcome.summary["load"]["model"], "closed");
+    assert_eq!(f(&outcome, "/flows/login/started"), 20.0, "4 users × 5 iterations");
+    assert_eq!(f(&outcome, "/flow_steps/login/login/count"), 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_starts_sign_ins_at_the_rate_and_meets_its_thresholds() {
+    let outcome = run_scenario(&scenario(
+        "",
+        "model = \"open\"\nrate = 15\nduration = \"3s\"\nmax_in_flight = 10",
+        "[thresholds]\n\"login.success_rate\" = \">= 99%\"\n\"dropped.count\" = \"== 0\"",
+    ))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    assert_eq!(outcome.summary["load"]["model"], "open");
+    let started = f(&outcome, "/flows/login/started");
+    assert!((43.0..=45.0).contains(&started), "15/s for 3 s: {started}");
+    assert_eq!(f(&outcome, "/load/dropped"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_model_without_enough_room_drops_starts_and_breaches() {
+    let outcome = run_scenario(&scenario(
+        "[target.pool.faults.latency]\nInitiateAuth = \"400ms\"",
+        "model = \"open\"\nrate = 10\nduration = \"2s\"\nmax_in_flight = 1",
+        "[thresholds]\n\"dropped.count\" = \"== 0\"",
+    ))
+    .await;
+    assert_eq!(outcome.code, 99, "{}", outcome.explain());
+    let dropped = f(&outcome, "/load/dropped");
+    let started = f(&outcome, "/flows/login/started");
+    assert!(dropped >= 10.0, "one user at 400 ms+ cannot take 10 starts a second: dropped {dropped}");
+    assert!((18.0..=20.0).contains(&(dropped + started)), "every start was taken or dropped: {dropped} + {started}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_latency_shows_in_the_step_percentiles() {
+    let outcome = run_scenario(&scenario(
+        "[target.pool.faults.latency]\nInitiateAuth = \"50ms\"",
+        "users = 2\niterations = 6",
+        "",
+    ))
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    let p50 = f(&outcome, "/steps/initiate/p50_ms");
+    // HDR precision: 3 significant digits, so 50 ms reads at least 49.95 ms.
+    assert!(p50 >= 49.95, "initiate p50 {p50} ms includes the 50 ms added");
+    assert!(p50 < 150.0, "and not much more: {p50} ms");
+    let respond = f(&outcome, "/steps/respond/p50_ms");
+    assert!(respond < 50.0, "the latency was added to InitiateAuth only: respond p50 {respond} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hlog_holds_what_the_summary_reports() {
+    let outcome = run_scenario(&scenario("", "users = 3\niterations = 4", "[[flow]]\nkind = \"lockout\"")).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.explain());
+    let dir = outcome.dir.clone().expect("run folder");
+    let entries = otp_harness::report::hlog::read(&dir.join("latency.hlog")).expect("hlog reads back");
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut max_by_tag: BTreeMap<String, u64> = BTreeMap::new();
+    for entry in &entries {
+        let tag = entry.tag.clone().expect("every interval is tagged");
+        *counts.entry(tag.clone()).or_default() += entry.histogram.len();
+        let max = max_by_tag.entry(tag).or_default();
+        *max = (*max).max(entry.histogram.max());
+    }
+    for step in ["initiate", "otp_delivery", "respond", "login"] {
+        assert_eq!(
+            counts.get(step).copied().unwrap_or(0) as f64,
+            f(&outcome, &format!("/steps/{step}/count")),
+            "{step}"
+        );
+        let max_ms = max_by_tag[step] as f64 / 1000.0;
+        let reported = f(&outcome, &format!("/steps/{step}/max_ms"));
+        assert!((max_ms - reported).abs() <= reported * 0.001 + 0.001, "{step} max {max_ms} vs {reported}");
+    }
+    for flow_step in ["login/initiate", "lockout/respond"] {
+        let (flow, step) = flow_step.split_once('/').expect("tag");
+        assert_eq!(counts[flow_step] as f64, f(&outcome, &format!("/flow_steps/{flow}/{step}/count")), "{flow_step}");
+    }
+}
