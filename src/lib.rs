@@ -7,9 +7,11 @@
 pub mod bench;
 pub mod checks;
 pub mod cognito;
+pub mod compare;
 pub mod flows;
 pub mod interrupt;
 pub mod logging;
+pub mod merge;
 pub mod metrics;
 pub mod otp;
 pub mod pool;

@@ -31,6 +31,43 @@ enum Command {
         /// Check the scenario file and exit.
         #[arg(long)]
         check: bool,
+        /// Run one machine's slice of the scenario: INDEX/COUNT (0-based), e.g. 0/4. Each worker signs
+        /// in as a disjoint range of the test users with its share of the load; `merge` combines them.
+        /// A Kubernetes Indexed Job passes `--worker $JOB_COMPLETION_INDEX/N`.
+        #[arg(long, value_name = "INDEX/COUNT")]
+        worker: Option<String>,
+    },
+    /// Merge the run folders of several workers (`run --worker I/N`) into one report.
+    ///
+    /// Latency histograms are added exactly from each latency.hlog; counts are summed; checks and
+    /// thresholds are evaluated again, and the exit code is the merged run's.
+    Merge {
+        /// The workers' run folders.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the merged report goes (default: reports/<scenario>-merged-<UTC time> beside the first).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare a run with a baseline run: per-step percentile and success-rate changes; exit 99 on a
+    /// regression beyond the tolerance. Writes compare.md and compare.json into the current run folder.
+    Compare {
+        /// The baseline run folder (e.g. last night's).
+        baseline: PathBuf,
+        /// The run folder to judge.
+        current: PathBuf,
+        /// How much a latency percentile may grow, as a percentage.
+        #[arg(long, default_value = "10%")]
+        tolerance: String,
+        /// Growth below this is never a regression (tiny latencies are noisy).
+        #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+        min_delta: std::time::Duration,
+        /// How many percentage points a success rate may fall.
+        #[arg(long, default_value = "1%")]
+        rate_tolerance: String,
+        /// Where compare.md and compare.json go (default: the current run folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the local pool: an offline Cognito-compatible endpoint for custom-auth sign-in by email code.
     ///
@@ -58,6 +95,7 @@ enum Command {
 mod exit {
     pub const USAGE: u8 = 2;
     pub const CANNOT_RUN: u8 = 3;
+    pub const THRESHOLD: u8 = 99;
 }
 
 fn main() -> ExitCode {
@@ -72,7 +110,11 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run { scenario, out, check } => run_scenario(scenario, out, check).await,
+            Command::Run { scenario, out, check, worker } => run_scenario(scenario, out, check, worker).await,
+            Command::Merge { runs, out } => merge(runs, out),
+            Command::Compare { baseline, current, tolerance, min_delta, rate_tolerance, out } => {
+                compare(baseline, current, &tolerance, min_delta, &rate_tolerance, out)
+            }
             Command::Pool { listen, config, user_pattern, users } => {
                 run_pool(listen, config, user_pattern, users).await
             }
@@ -87,8 +129,18 @@ fn main() -> ExitCode {
     })
 }
 
-async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool) -> ExitCode {
-    let scenario = match otp_harness::scenario::Scenario::load(&path) {
+async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool, worker: Option<String>) -> ExitCode {
+    let load = || -> Result<otp_harness::scenario::Scenario, String> {
+        let scenario = otp_harness::scenario::Scenario::load(&path).map_err(|e| e.to_string())?;
+        match worker {
+            Some(text) => {
+                let slice = otp_harness::scenario::WorkerSlice::parse(&text).map_err(|e| format!("--worker: {e}"))?;
+                scenario.for_worker(slice).map_err(|e| e.to_string())
+            }
+            None => Ok(scenario),
+        }
+    };
+    let scenario = match load() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -110,6 +162,61 @@ async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool) -> 
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn merge(runs: Vec<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+    let out = match out.map_or_else(|| otp_harness::merge::default_out(&runs[0]), Ok) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match otp_harness::merge::merge(&runs, &out) {
+        Ok(result) => {
+            print!("{}", otp_harness::report::console::render(&result));
+            println!("  reports: {}", out.display());
+            ExitCode::from(result.exit_code)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn compare(
+    baseline: PathBuf,
+    current: PathBuf,
+    tolerance: &str,
+    min_delta: std::time::Duration,
+    rate_tolerance: &str,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    let percent = |text: &str, flag: &str| -> Result<f64, String> {
+        let number = text.trim().strip_suffix('%').ok_or(format!("{flag} takes a percentage like 10%"))?;
+        number.trim().parse::<f64>().map(|v| v / 100.0).map_err(|_| format!("{flag} takes a percentage like 10%"))
+    };
+    let tolerance = match (percent(tolerance, "--tolerance"), percent(rate_tolerance, "--rate-tolerance")) {
+        (Ok(latency), Ok(success_rate)) => {
+            otp_harness::compare::Tolerance { latency, min_delta_ms: min_delta.as_secs_f64() * 1000.0, success_rate }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let out = out.unwrap_or_else(|| current.clone());
+    match otp_harness::compare::run(&baseline, &current, tolerance, &out) {
+        Ok((comparison, markdown)) => {
+            print!("{markdown}");
+            ExitCode::from(if comparison.regressions == 0 { 0 } else { exit::THRESHOLD })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::USAGE)
         }
     }
 }

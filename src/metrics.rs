@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::thresholds::{Metric, MetricSource};
 
@@ -76,26 +76,30 @@ impl StepStats {
     }
 
     fn summary(&self) -> StepSummary {
-        let h = &self.histogram;
-        let ms = |micros: u64| round3(micros as f64 / 1000.0);
-        let empty = h.is_empty();
-        let at = |q: f64| if empty { 0.0 } else { ms(h.value_at_quantile(q)) };
-        StepSummary {
-            count: self.ok + self.failed,
-            ok: self.ok,
-            failed: self.failed,
-            p50_ms: at(0.5),
-            p90_ms: at(0.9),
-            p99_ms: at(0.99),
-            p999_ms: at(0.999),
-            max_ms: if empty { 0.0 } else { ms(h.max()) },
-            mean_ms: if empty { 0.0 } else { round3(h.mean() / 1000.0) },
-        }
+        summarize(&self.histogram, self.ok, self.failed)
+    }
+}
+
+/// A step's summary from its histogram (µs) and its counts.
+pub fn summarize(h: &Histogram<u64>, ok: u64, failed: u64) -> StepSummary {
+    let ms = |micros: u64| round3(micros as f64 / 1000.0);
+    let empty = h.is_empty();
+    let at = |q: f64| if empty { 0.0 } else { ms(h.value_at_quantile(q)) };
+    StepSummary {
+        count: ok + failed,
+        ok,
+        failed,
+        p50_ms: at(0.5),
+        p90_ms: at(0.9),
+        p99_ms: at(0.99),
+        p999_ms: at(0.999),
+        max_ms: if empty { 0.0 } else { ms(h.max()) },
+        mean_ms: if empty { 0.0 } else { round3(h.mean() / 1000.0) },
     }
 }
 
 /// Flow outcomes by flow kind.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FlowCounts {
     pub started: u64,
     pub succeeded: u64,
@@ -138,7 +142,7 @@ impl Default for Metrics {
 }
 
 /// A step's numbers, in milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepSummary {
     pub count: u64,
     pub ok: u64,
@@ -215,10 +219,10 @@ impl Metrics {
     }
 
     /// Step summaries per flow.
-    pub fn flow_steps(&self) -> BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>> {
-        let mut out: BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>> = BTreeMap::new();
+    pub fn flow_steps(&self) -> BTreeMap<String, BTreeMap<String, StepSummary>> {
+        let mut out: BTreeMap<String, BTreeMap<String, StepSummary>> = BTreeMap::new();
         for ((flow, step), stats) in self.by_flow.lock().iter() {
-            out.entry(*flow).or_default().insert(step.name(), stats.summary());
+            out.entry(flow.to_string()).or_default().insert(step.name().to_string(), stats.summary());
         }
         out
     }
@@ -255,8 +259,8 @@ impl Metrics {
         self.errors.lock().clone()
     }
 
-    pub fn flows(&self) -> BTreeMap<&'static str, FlowCounts> {
-        self.flows.lock().clone()
+    pub fn flows(&self) -> BTreeMap<String, FlowCounts> {
+        self.flows.lock().iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 
     /// Throttled calls (TooManyRequestsException), kept apart from failures.

@@ -145,7 +145,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         }
     }
     let result = RunResult {
-        schema: report::SCHEMA,
+        schema: report::SCHEMA.to_string(),
         scenario: scenario.name.clone(),
         scenario_file: scenario.path.display().to_string(),
         started_at: humantime::format_rfc3339_millis(started_wall).to_string(),
@@ -155,7 +155,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             kind: match scenario.target.kind {
                 TargetKind::Local => "local",
                 TargetKind::Aws => "aws",
-            },
+            }
+            .to_string(),
             region: target.region.clone(),
             user_pool_id: target.user_pool_id.clone(),
             client_id: target.client_id.clone(),
@@ -165,12 +166,14 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             OtpSourceKind::Imap => "imap",
             OtpSourceKind::S3 => "s3",
             OtpSourceKind::Outbox => "outbox",
-        },
+        }
+        .to_string(),
         load: LoadSummary {
             model: match scenario.load.model {
                 LoadModel::Closed => "closed",
                 LoadModel::Open => "open",
-            },
+            }
+            .to_string(),
             virtual_users: scenario.load.virtual_users(),
             iterations_per_user: match scenario.load.model {
                 LoadModel::Closed => scenario.load.iterations_per_user(),
@@ -188,7 +191,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         exit_code: verdict.exit_code(),
         checks,
         thresholds,
-        steps: Step::ALL.iter().map(|s| (s.name(), ctx.metrics.step_summary(*s))).collect(),
+        steps: Step::ALL.iter().map(|s| (s.name().to_string(), ctx.metrics.step_summary(*s))).collect(),
         flow_steps: ctx.metrics.flow_steps(),
         flows,
         errors: ctx.metrics.errors(),

@@ -73,7 +73,7 @@ pub trait MetricSource {
 }
 
 /// A threshold's outcome.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
     pub key: String,
     pub condition: String,

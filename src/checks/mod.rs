@@ -8,7 +8,7 @@ pub mod tokens;
 use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every check the harness makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,7 +75,7 @@ impl Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -84,10 +84,10 @@ pub enum Status {
 }
 
 /// One check's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: String,
+    pub description: String,
     pub status: Status,
     pub passed: u64,
     pub failed: u64,
@@ -150,8 +150,8 @@ impl Verdicts {
                     (Status::Skip, t.skip_reason.clone().unwrap_or_else(|| "nothing was observed".into()))
                 };
                 CheckResult {
-                    name: check.name(),
-                    description: check.description(),
+                    name: check.name().to_string(),
+                    description: check.description().to_string(),
                     status,
                     passed: t.passed,
                     failed: t.failed,

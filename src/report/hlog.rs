@@ -106,13 +106,22 @@ pub struct LoggedInterval {
 
 /// Reads a log back, every interval in file order.
 pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
+    Ok(read_with_start(path)?.1)
+}
+
+/// Reads a log back with its StartTime (since the Unix epoch), if it has one.
+pub fn read_with_start(path: &Path) -> anyhow::Result<(Option<Duration>, Vec<LoggedInterval>)> {
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut deserializer = Deserializer::new();
     let mut out = Vec::new();
+    let mut start_time = None;
     for entry in IntervalLogIterator::new(&bytes) {
         let entry = entry.map_err(|e| anyhow::anyhow!("{}: malformed hlog: {e:?}", path.display()))?;
+        if let LogEntry::StartTime(t) = entry {
+            start_time = Some(t);
+        }
         if let LogEntry::Interval(interval) = entry {
             let encoded =
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, interval.encoded_histogram())
@@ -128,5 +137,27 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
             });
         }
     }
-    Ok(out)
+    Ok((start_time, out))
+}
+
+/// Writes `intervals` as a new log starting at `start_wall`.
+pub fn write(path: &Path, start_wall: SystemTime, intervals: &[LoggedInterval]) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let mut log = IntervalLogWriterBuilder::new()
+            .add_comment("otp-harness latency log (merged): values in microseconds, tags step or flow/step")
+            .with_start_time(start_wall)
+            .with_base_time(start_wall)
+            .with_max_value_divisor(1000.0)
+            .begin_log_with(&mut out, &mut serializer)?;
+        for i in intervals {
+            let tag = i.tag.as_deref().and_then(Tag::new);
+            log.write_histogram(&i.histogram, i.start, i.duration, tag)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", path.display()))?;
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }

@@ -24,7 +24,7 @@ pub fn render(r: &RunResult) -> String {
         escape(&r.started_at)
     );
     for c in &r.checks {
-        let _ = write!(out, "    <testcase classname=\"otp-harness.checks\" name=\"{}\" time=\"0\"", escape(c.name));
+        let _ = write!(out, "    <testcase classname=\"otp-harness.checks\" name=\"{}\" time=\"0\"", escape(&c.name));
         match c.status {
             Status::Pass => out.push_str("/>\n"),
             Status::Fail => {
@@ -32,7 +32,7 @@ pub fn render(r: &RunResult) -> String {
                     out,
                     ">\n      <failure message=\"{}\">{}: {} ({} of {} observations failed)</failure>\n    </testcase>",
                     escape(&c.reason),
-                    escape(c.description),
+                    escape(&c.description),
                     escape(&c.reason),
                     c.failed,
                     c.passed + c.failed

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::{CheckResult, Status};
 use crate::metrics::{FlowCounts, StepSummary};
@@ -24,7 +24,7 @@ use crate::thresholds::ThresholdResult;
 pub const SCHEMA: &str = "otp-harness/summary/v1";
 
 /// How the run ended, and its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -56,19 +56,19 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetSummary {
-    pub kind: &'static str,
+    pub kind: String,
     pub region: String,
     pub user_pool_id: String,
     pub client_id: String,
     pub endpoint: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadSummary {
     /// "closed" or "open".
-    pub model: &'static str,
+    pub model: String,
     /// Closed: virtual users; open: the in-flight cap.
     pub virtual_users: u32,
     pub iterations_per_user: Option<u32>,
@@ -83,26 +83,26 @@ pub struct LoadSummary {
 }
 
 /// Everything a run found; every report is written from this alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
-    pub schema: &'static str,
+    pub schema: String,
     pub scenario: String,
     pub scenario_file: String,
     pub started_at: String,
     pub finished_at: String,
     pub duration_secs: f64,
     pub target: TargetSummary,
-    pub otp_source: &'static str,
+    pub otp_source: String,
     pub load: LoadSummary,
     pub verdict: Verdict,
     pub exit_code: u8,
     pub checks: Vec<CheckResult>,
     pub thresholds: Vec<ThresholdResult>,
     /// Latency per step, in milliseconds.
-    pub steps: BTreeMap<&'static str, StepSummary>,
+    pub steps: BTreeMap<String, StepSummary>,
     /// The same per flow (`login`, `retry`, `lockout`).
-    pub flow_steps: BTreeMap<&'static str, BTreeMap<&'static str, StepSummary>>,
-    pub flows: BTreeMap<&'static str, FlowCounts>,
+    pub flow_steps: BTreeMap<String, BTreeMap<String, StepSummary>>,
+    pub flows: BTreeMap<String, FlowCounts>,
     /// Errors by type (TooManyRequestsException, OtpTimeout, …).
     pub errors: BTreeMap<String, u64>,
     pub throttled: u64,
@@ -115,10 +115,22 @@ pub struct RunResult {
 
 impl RunResult {
     /// Steps in pipeline order: initiate, otp_delivery, respond, login.
-    pub fn steps_in_order(&self) -> impl Iterator<Item = (&'static str, &StepSummary)> {
+    pub fn steps_in_order(&self) -> impl Iterator<Item = (&'static str, &StepSummary)> + '_ {
         crate::metrics::Step::ALL
             .into_iter()
             .filter_map(|s| self.steps.get(s.name()).map(|summary| (s.name(), summary)))
+    }
+
+    /// Reads a run folder's `summary.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let result: RunResult =
+            serde_json::from_str(&text).with_context(|| format!("{} is not an otp-harness summary", path.display()))?;
+        if result.schema != SCHEMA {
+            anyhow::bail!("{}: schema {:?}, expected {SCHEMA:?}", path.display(), result.schema);
+        }
+        Ok(result)
     }
 }
 

@@ -1,0 +1,298 @@
+//! `otp-harness merge`: one report from the run folders of several workers (one machine each,
+//! disjoint user ranges, `run --worker INDEX/COUNT`). Latency histograms are added exactly from the
+//! workers' `latency.hlog` (so merged percentiles are those of all the samples, not averages of
+//! percentiles); counts are summed from their `summary.json`; checks and thresholds are re-evaluated
+//! and give the exit code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+
+use crate::checks::{CheckResult, Status};
+use crate::metrics::{FlowCounts, StepSummary, new_histogram, summarize};
+use crate::otp::MailCounts;
+use crate::report::hlog::{self, LoggedInterval};
+use crate::report::{self, RunResult, Verdict};
+use crate::thresholds::{Metric, MetricSource, Threshold};
+
+/// One worker's folder, read.
+struct Worker {
+    dir: PathBuf,
+    result: RunResult,
+    start: Option<Duration>,
+    intervals: Vec<LoggedInterval>,
+}
+
+/// Merged latencies and counts, for thresholds.
+struct Merged {
+    histograms: BTreeMap<String, Histogram<u64>>,
+    steps: BTreeMap<String, StepSummary>,
+    throttled: u64,
+    errors: u64,
+    dropped: u64,
+}
+
+impl MetricSource for Merged {
+    fn value(&self, step: &str, metric: Metric) -> Option<f64> {
+        match step {
+            "throttled" => return Some(self.throttled as f64),
+            "errors" => return Some(self.errors as f64),
+            "dropped" => return Some(self.dropped as f64),
+            _ => {}
+        }
+        let summary = self.steps.get(step)?;
+        let histogram = self.histograms.get(step).filter(|h| !h.is_empty());
+        match metric {
+            Metric::Count => Some(summary.count as f64),
+            Metric::SuccessRate if summary.count > 0 => Some(summary.ok as f64 / summary.count as f64),
+            Metric::ErrorRate if summary.count > 0 => Some(summary.failed as f64 / summary.count as f64),
+            Metric::Percentile(p) => histogram.map(|h| h.value_at_quantile(p / 100.0) as f64 / 1000.0),
+            Metric::Max => histogram.map(|_| summary.max_ms),
+            Metric::Mean => histogram.map(|_| summary.mean_ms),
+            _ => None,
+        }
+    }
+}
+
+/// Merges `dirs` into `out` (created); returns the merged result (reports written there).
+pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
+    if dirs.is_empty() {
+        bail!("name at least one run folder");
+    }
+    let workers: Vec<Worker> = dirs
+        .iter()
+        .map(|dir| {
+            let result = RunResult::read(dir)?;
+            let (start, intervals) = hlog::read_with_start(&dir.join(hlog::FILE))
+                .with_context(|| format!("{} has no readable {}", dir.display(), hlog::FILE))?;
+            Ok(Worker { dir: dir.clone(), result, start, intervals })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let first = &workers[0].result;
+    let scenario = strip_worker_suffix(&first.scenario);
+    for w in &workers[1..] {
+        if strip_worker_suffix(&w.result.scenario) != scenario {
+            bail!("{} ran scenario {:?}, not {scenario:?}", w.dir.display(), w.result.scenario);
+        }
+    }
+
+    // Histograms: every interval of every worker, by tag.
+    let mut histograms: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for w in &workers {
+        for i in &w.intervals {
+            if let Some(tag) = &i.tag {
+                histograms
+                    .entry(tag.clone())
+                    .or_insert_with(new_histogram)
+                    .add(&i.histogram)
+                    .map_err(|e| anyhow::anyhow!("adding {tag} from {}: {e:?}", w.dir.display()))?;
+            }
+        }
+    }
+    let sum_counts = |summaries: Vec<&StepSummary>| -> (u64, u64) {
+        summaries.iter().fold((0, 0), |(ok, failed), s| (ok + s.ok, failed + s.failed))
+    };
+    let mut steps = BTreeMap::new();
+    let step_names: std::collections::BTreeSet<&String> = workers.iter().flat_map(|w| w.result.steps.keys()).collect();
+    for name in step_names {
+        let (ok, failed) = sum_counts(workers.iter().filter_map(|w| w.result.steps.get(name)).collect());
+        let empty = new_histogram();
+        steps.insert(name.clone(), summarize(histograms.get(name).unwrap_or(&empty), ok, failed));
+    }
+    let mut flow_steps: BTreeMap<String, BTreeMap<String, StepSummary>> = BTreeMap::new();
+    for w in &workers {
+        for (flow, by_step) in &w.result.flow_steps {
+            for step in by_step.keys() {
+                flow_steps.entry(flow.clone()).or_default().entry(step.clone()).or_insert_with(|| {
+                    let (ok, failed) = sum_counts(
+                        workers
+                            .iter()
+                            .filter_map(|w| w.result.flow_steps.get(flow).and_then(|s| s.get(step)))
+                            .collect(),
+                    );
+                    let empty = new_histogram();
+                    summarize(histograms.get(&format!("{flow}/{step}")).unwrap_or(&empty), ok, failed)
+                });
+            }
+        }
+    }
+
+    let mut flows: BTreeMap<String, FlowCounts> = BTreeMap::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut mail = MailCounts::default();
+    let (mut throttled, mut dropped, mut late, mut virtual_users) = (0, 0, 0, 0);
+    let mut notes = vec![format!(
+        "merged from {} runs: {}",
+        workers.len(),
+        workers.iter().map(|w| w.dir.display().to_string()).collect::<Vec<_>>().join(", ")
+    )];
+    for w in &workers {
+        let r = &w.result;
+        for (flow, c) in &r.flows {
+            let m = flows.entry(flow.clone()).or_default();
+            m.started += c.started;
+            m.succeeded += c.succeeded;
+            m.errored += c.errored;
+            m.nonconforming += c.nonconforming;
+        }
+        for (k, v) in &r.errors {
+            *errors.entry(k.clone()).or_default() += v;
+        }
+        mail.code_mails += r.mail.code_mails;
+        mail.ignored += r.mail.ignored;
+        mail.repeated += r.mail.repeated;
+        mail.reconnects += r.mail.reconnects;
+        throttled += r.throttled;
+        dropped += r.load.dropped;
+        late += r.load.late;
+        virtual_users += r.load.virtual_users;
+        notes.extend(r.notes.iter().map(|n| format!("{}: {n}", r.scenario)));
+    }
+    let checks = merge_checks(&workers);
+    let merged = Merged {
+        histograms,
+        steps: steps.clone(),
+        throttled,
+        errors: errors.iter().filter(|(k, _)| k.as_str() != "TooManyRequestsException").map(|(_, v)| v).sum(),
+        dropped,
+    };
+    let thresholds: Vec<_> = first
+        .thresholds
+        .iter()
+        .filter_map(|t| Threshold::parse(&t.key, &t.condition).ok())
+        .map(|t| t.evaluate(&merged))
+        .collect();
+    let mut verdict = Verdict::of(&checks, &thresholds);
+    let started: u64 = flows.values().map(|f| f.started).sum();
+    let completed: u64 = flows.values().map(|f| f.succeeded + f.nonconforming).sum();
+    if started > 0 && completed == 0 && verdict == Verdict::Pass {
+        notes.push("no flow completed on any worker".into());
+        verdict = Verdict::Error;
+    }
+
+    let started_at = workers.iter().filter_map(|w| humantime::parse_rfc3339(&w.result.started_at).ok()).min();
+    let finished_at = workers.iter().filter_map(|w| humantime::parse_rfc3339(&w.result.finished_at).ok()).max();
+    let duration_secs = match (started_at, finished_at) {
+        (Some(s), Some(f)) => f.duration_since(s).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        _ => workers.iter().map(|w| w.result.duration_secs).fold(0.0, f64::max),
+    };
+    let mut load = first.load.clone();
+    load.virtual_users = virtual_users;
+    load.dropped = dropped;
+    load.late = late;
+    load.elapsed_secs = workers.iter().map(|w| w.result.load.elapsed_secs).fold(0.0, f64::max);
+    let result = RunResult {
+        schema: report::SCHEMA.to_string(),
+        scenario: scenario.to_string(),
+        scenario_file: first.scenario_file.clone(),
+        started_at: started_at
+            .map_or_else(|| first.started_at.clone(), |t| humantime::format_rfc3339_millis(t).to_string()),
+        finished_at: finished_at
+            .map_or_else(|| first.finished_at.clone(), |t| humantime::format_rfc3339_millis(t).to_string()),
+        duration_secs: (duration_secs * 1000.0).round() / 1000.0,
+        target: first.target.clone(),
+        otp_source: first.otp_source.clone(),
+        load,
+        verdict,
+        exit_code: verdict.exit_code(),
+        checks,
+        thresholds,
+        steps,
+        flow_steps,
+        flows,
+        errors,
+        throttled,
+        mail,
+        pool: None,
+        notes,
+    };
+    report::write_all(&result, out)?;
+    write_merged_log(&workers, &out.join(hlog::FILE))?;
+    Ok(result)
+}
+
+/// Sums each check's observations over the workers and recomputes its status.
+fn merge_checks(workers: &[Worker]) -> Vec<CheckResult> {
+    let mut merged: BTreeMap<String, CheckResult> = BTreeMap::new();
+    let mut order = Vec::new();
+    for w in workers {
+        for c in &w.result.checks {
+            let m = merged.entry(c.name.clone()).or_insert_with(|| {
+                order.push(c.name.clone());
+                CheckResult { passed: 0, failed: 0, reason: String::new(), ..c.clone() }
+            });
+            m.passed += c.passed;
+            m.failed += c.failed;
+            if c.status == Status::Fail && !c.reason.is_empty() && !m.reason.contains(&c.reason) {
+                m.reason = if m.reason.is_empty() { c.reason.clone() } else { format!("{}; {}", m.reason, c.reason) };
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|name| merged.remove(&name))
+        .map(|mut c| {
+            c.status = if c.failed > 0 {
+                Status::Fail
+            } else if c.passed > 0 {
+                c.reason.clear();
+                Status::Pass
+            } else {
+                c.reason = workers
+                    .iter()
+                    .flat_map(|w| w.result.checks.iter())
+                    .find(|w| w.name == c.name && !w.reason.is_empty())
+                    .map_or_else(|| "nothing was observed".to_string(), |w| w.reason.clone());
+                Status::Skip
+            };
+            c
+        })
+        .collect()
+}
+
+/// All workers' intervals in one log, placed on a common clock (the earliest worker's start).
+fn write_merged_log(workers: &[Worker], path: &Path) -> anyhow::Result<()> {
+    let earliest = workers.iter().filter_map(|w| w.start).min().unwrap_or_default();
+    let mut all: Vec<LoggedInterval> = Vec::new();
+    for w in workers {
+        let shift = w.start.map_or(Duration::ZERO, |s| s.saturating_sub(earliest));
+        all.extend(w.intervals.iter().map(|i| LoggedInterval {
+            tag: i.tag.clone(),
+            start: i.start + shift,
+            duration: i.duration,
+            histogram: i.histogram.clone(),
+        }));
+    }
+    all.sort_by_key(|i| i.start);
+    hlog::write(path, UNIX_EPOCH + earliest, &all)
+}
+
+/// `nightly-w3` → `nightly`.
+fn strip_worker_suffix(name: &str) -> &str {
+    match name.rsplit_once("-w") {
+        Some((base, index)) if !index.is_empty() && index.chars().all(|c| c.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
+/// The default output folder: `reports/<scenario>-merged-<UTC time>`.
+pub fn default_out(first: &Path) -> anyhow::Result<PathBuf> {
+    let result = RunResult::read(first)?;
+    let parent = first.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("reports"));
+    Ok(report::run_dir(&parent, &format!("{}-merged", strip_worker_suffix(&result.scenario)), SystemTime::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_worker_suffix;
+
+    #[test]
+    fn worker_suffixes_are_stripped() {
+        assert_eq!(strip_worker_suffix("nightly-w3"), "nightly");
+        assert_eq!(strip_worker_suffix("nightly"), "nightly");
+        assert_eq!(strip_worker_suffix("a-west"), "a-west");
+    }
+}
