@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, and nothing it already has:
 #   - Dovecot (dovecot-imapd, dovecot-lmtpd) from Debian: the real IMAP server codes are read from;
-#   - moto's S3 server ("moto[server]" from PyPI) in ./.venv: the real S3 server receipt-rule mail goes to.
+#   - moto's S3 server ("moto[server]" from PyPI) in ./.venv: the real S3 server receipt-rule mail goes to;
+#   - Chromium from Debian: report.html is opened headless and its charts checked.
 # Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ] || [ ! -x 
   echo "installing Dovecot (dovecot-imapd, dovecot-lmtpd)…"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-lmtpd >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Chromium…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 MOTO_VERSION=5.2.5

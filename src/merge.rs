@@ -209,8 +209,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
         pool: None,
         notes,
     };
-    report::write_all(&result, out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_merged_log(&workers, &out.join(hlog::FILE))?;
+    report::write_all(&result, out)?;
     Ok(result)
 }
 

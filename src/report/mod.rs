@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod hlog;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -134,13 +135,17 @@ impl RunResult {
     }
 }
 
-/// Writes every report into `dir` (created); returns the paths written.
+/// Writes every report into `dir` (created); returns the paths written. `report.html` draws its
+/// charts from the folder's `latency.hlog`, so that must be complete first.
 pub fn write_all(result: &RunResult, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files: [(&str, String); 3] = [
+    let log = dir.join(hlog::FILE);
+    let intervals = if log.exists() { hlog::read(&log)? } else { Vec::new() };
+    let files: [(&str, String); 4] = [
         ("summary.json", json::render(result)?),
         ("summary.md", markdown::render(result)),
         ("junit.xml", junit::render(result)),
+        ("report.html", html::render(result, &intervals)),
     ];
     let mut written = Vec::new();
     for (name, content) in files {
