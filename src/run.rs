@@ -108,6 +108,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         if end.interrupted {
             notes.push("interrupted by Ctrl-C: the results cover what ran".to_string());
         }
+        if let Some(reason) = end.aborted {
+            notes.push(reason);
+        }
         if let Some(error) = end.error {
             notes.push(error);
         }

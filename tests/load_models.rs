@@ -133,3 +133,54 @@ async fn the_hlog_holds_what_the_summary_reports() {
         assert_eq!(counts[flow_step] as f64, f(&outcome, &format!("/flow_steps/{flow}/{step}/count")), "{flow_step}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breached_abort_on_threshold_ends_the_run_early() {
+    let outcome = run_scenario(&scenario(
+        "[target.pool.faults.throttle]\nuser_authentication = 2",
+        "users = 3\nduration = \"60s\"\nerror_backoff = \"50ms\"\nabort_on = [\"throttled.count\"]\nabort_grace = \"1s\"",
+        "[thresholds]\n\"throttled.count\" = \"== 0\"",
+    ))
+    .await;
+    assert_eq!(outcome.code, 99, "{}", outcome.explain());
+    let elapsed = f(&outcome, "/load/elapsed_secs");
+    assert!(elapsed < 20.0, "stopped long before the 60 s: {elapsed}");
+    let notes = outcome.summary["notes"].to_string();
+    assert!(notes.contains("aborted after") && notes.contains("throttled.count"), "{notes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_run_cleanly_and_still_writes_every_report() {
+    let temp = tempfile::tempdir().expect("temp");
+    let file = temp.path().join("scenario.toml");
+    std::fs::write(&file, scenario("", "users = 2\nduration = \"60s\"", "")).expect("written");
+    let reports = temp.path().join("reports");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&reports)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawned");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill").args(["-INT", &pid]).status().await.expect("kill");
+    assert!(killed.success());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("it stops by itself after Ctrl-C")
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "what ran passed:\n{stderr}");
+    let dir = std::fs::read_dir(&reports).expect("reports").next().expect("a run folder").expect("entry").path();
+    for file in ["summary.json", "summary.md", "junit.xml", "report.html", "latency.hlog"] {
+        assert!(dir.join(file).exists(), "{file} written");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    assert!(summary["notes"].to_string().contains("interrupted by Ctrl-C"), "{}", summary["notes"]);
+    assert!(summary["load"]["elapsed_secs"].as_f64().unwrap_or(99.0) < 20.0);
+    assert!(summary["flows"]["login"]["succeeded"].as_u64().unwrap_or(0) > 0, "what ran is reported");
+}

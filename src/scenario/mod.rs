@@ -422,6 +422,12 @@ pub struct Load {
     pub max_in_flight: u32,
     /// Also write goose's own report (`.html`, `.json` or `.md`) under this name in the run folder.
     pub goose_report: Option<String>,
+    /// Threshold keys (from `[thresholds]`) checked every second while the load runs: the first
+    /// breach ends the run early (after `abort_grace`).
+    pub abort_on: Vec<String>,
+    /// No early abort before the load has run this long.
+    #[serde(with = "humantime_serde")]
+    pub abort_grace: Duration,
 }
 
 impl Default for Load {
@@ -439,6 +445,8 @@ impl Default for Load {
             start_rate: None,
             max_in_flight: 50,
             goose_report: None,
+            abort_on: Vec::new(),
+            abort_grace: Duration::from_secs(5),
         }
     }
 }
@@ -871,6 +879,17 @@ impl Scenario {
                         "e.g. max_in_flight = 50",
                     );
                 }
+            }
+        }
+        for key in &l.abort_on {
+            if !self.thresholds.contains_key(key) {
+                return err(
+                    "load",
+                    0,
+                    "abort_on",
+                    format!("load.abort_on names {key:?}, which is not in [thresholds]"),
+                    "list keys of [thresholds], e.g. abort_on = [\"login.success_rate\"]",
+                );
             }
         }
         if let Some(name) = &l.goose_report {

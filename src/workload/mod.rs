@@ -32,6 +32,8 @@ use crate::scenario::{FlowSpec, LoadModel, Scenario};
 pub struct WorkloadEnd {
     /// Interrupted by Ctrl-C.
     pub interrupted: bool,
+    /// Ended early by a breached `abort_on` threshold: its reason.
+    pub aborted: Option<String>,
     /// goose could not run (configuration refused): the reason.
     pub error: Option<String>,
 }
@@ -56,6 +58,8 @@ impl Driver {
     /// One goose transaction: one flow.
     async fn iteration(&self, user: &mut GooseUser) -> TransactionResult {
         if crate::interrupt::requested() {
+            // Wait for goose to stop us; returning at once would spin and starve its controller.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             return Ok(());
         }
         let vu = user.weighted_users_index % self.users.len().max(1);
@@ -162,6 +166,8 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
         in_flight: Arc::clone(&in_flight),
     });
     let progress = progress::start(Arc::clone(&ctx.metrics), in_flight, scenario.report.progress);
+    let aborted = Arc::new(parking_lot::Mutex::new(None));
+    let watchdog = abort_watch(scenario, Arc::clone(&ctx), Arc::clone(&aborted));
     let result = attack(driver, scenario, vus, run_dir).await;
     if let Some(stop) = progress {
         let _ = stop.send(());
@@ -169,7 +175,46 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
     if let Some(task) = pacer_task {
         task.abort();
     }
-    WorkloadEnd { interrupted: crate::interrupt::requested(), error: result.err() }
+    if let Some(task) = watchdog {
+        task.abort();
+    }
+    let aborted = aborted.lock().take();
+    WorkloadEnd { interrupted: crate::interrupt::requested(), aborted, error: result.err() }
+}
+
+/// Checks the `abort_on` thresholds every second after the grace period; the first breach stops goose.
+fn abort_watch(
+    scenario: &Scenario,
+    ctx: Arc<FlowContext>,
+    aborted: Arc<parking_lot::Mutex<Option<String>>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let watched: Vec<crate::thresholds::Threshold> = scenario
+        .load
+        .abort_on
+        .iter()
+        .filter_map(|key| scenario.thresholds.get(key).and_then(|c| crate::thresholds::Threshold::parse(key, c).ok()))
+        .collect();
+    if watched.is_empty() {
+        return None;
+    }
+    let grace = scenario.load.abort_grace;
+    Some(tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if started.elapsed() < grace {
+                continue;
+            }
+            let breach =
+                watched.iter().map(|t| t.evaluate(ctx.metrics.as_ref())).find(|r| r.observed.is_some() && !r.passed);
+            if let Some(result) = breach {
+                let reason = format!("aborted after {:.0} s: {}", started.elapsed().as_secs_f64(), result.reason);
+                *aborted.lock() = Some(reason.clone());
+                goose::trigger_killswitch(&reason);
+                return;
+            }
+        }
+    }))
 }
 
 async fn attack(driver: Arc<Driver>, scenario: &Scenario, vus: usize, run_dir: &Path) -> Result<(), String> {
