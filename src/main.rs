@@ -87,8 +87,10 @@ enum Command {
         #[arg(long, requires = "user_pattern")]
         users: Option<u32>,
     },
-    /// Measure the local pool: full custom-auth sign-ins per second, and the bound set by RS256 signing.
-    BenchPool(otp_harness::bench::BenchPoolArgs),
+    /// Benchmarks (use a release build): pool throughput, harness overhead, memory per virtual user,
+    /// IMAP delivery latency.
+    #[command(subcommand)]
+    Bench(otp_harness::bench::Bench),
 }
 
 /// Exit codes shared by every subcommand (k6-style).
@@ -118,7 +120,7 @@ fn main() -> ExitCode {
             Command::Pool { listen, config, user_pattern, users } => {
                 run_pool(listen, config, user_pattern, users).await
             }
-            Command::BenchPool(args) => match otp_harness::bench::run_pool_bench(args).await {
+            Command::Bench(bench) => match otp_harness::bench::run(bench).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -118,7 +118,7 @@ impl SeenIds {
 }
 
 /// Feeds one parsed mail to the mailroom; true if it carried a code (false: unrelated mail, left alone).
-pub(crate) fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bool {
+pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bool {
     match extracted {
         Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
             mailroom.ingest(&recipients, &code);

@@ -1,4 +1,4 @@
-//! `otp-harness bench-pool`: how many full custom-auth sign-ins per second the local pool serves on
+//! `otp-harness bench pool`: how many full custom-auth sign-ins per second the local pool serves on
 //! this machine, next to the bound that RS256 signing alone sets (two signatures per sign-in), measured
 //! in the same run. Clients speak plain HTTP/JSON and read codes from the in-process outbox, so the
 //! client side costs as little as it can; both sides share the machine's cores.
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::pool::{LocalPool, PoolConfig, PoolState};
 
-/// Options of `bench-pool`.
+/// Options of `bench pool`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchPoolArgs {
     /// How long each phase (signing alone, then sign-ins) runs.
@@ -55,9 +55,6 @@ pub async fn run_pool_bench(args: BenchPoolArgs) -> anyhow::Result<()> {
     }
     if args.duration < Duration::from_secs(1) || args.duration > Duration::from_secs(600) {
         bail!("--duration must be between 1s and 10m");
-    }
-    if cfg!(debug_assertions) {
-        eprintln!("warning: this is a debug build; benchmark numbers need `cargo run --release`");
     }
     let result = bench_pool(&args).await?;
     println!(

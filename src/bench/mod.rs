@@ -1,0 +1,78 @@
+//! Benchmarks, as subcommands of the release binary (`cargo run --release -- bench …`), so that what is
+//! measured is what users run. Each prints a table and one JSON line; numbers go to
+//! reports/BENCHMARKS.md with the machine. Tests never assert timings: benchmarks measure them.
+
+pub mod imap;
+pub mod memory;
+pub mod overhead;
+pub mod pool;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The benchmarks.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Bench {
+    /// The local pool: full sign-ins per second, and the bound RS256 signing sets.
+    Pool(pool::BenchPoolArgs),
+    /// Harness overhead: the same sign-ins through the harness and through a bare SDK loop.
+    Overhead(overhead::Args),
+    /// Memory per idle virtual user under goose.
+    Memory(memory::Args),
+    /// Time until a code mailed over LMTP to Dovecot is in the harness's hand, IMAP IDLE vs polling.
+    Imap(imap::Args),
+}
+
+/// Runs one benchmark.
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; benchmark numbers need `cargo run --release`");
+    }
+    match bench {
+        Bench::Pool(args) => pool::run_pool_bench(args).await,
+        Bench::Overhead(args) => overhead::run(args).await,
+        Bench::Memory(args) => memory::run(args).await,
+        Bench::Imap(args) => imap::run(args).await,
+    }
+}
+
+/// p50 / p99 / max of a microsecond histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        if h.is_empty() {
+            return Self { count: 0, p50_ms: 0.0, p99_ms: 0.0, max_ms: 0.0 };
+        }
+        Self {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// Records a duration (µs) into a histogram.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let _ = h.record((d.as_micros() as u64).max(1));
+}
+
+/// Prints the JSON line and writes it to `path` when given.
+pub fn emit_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let line = serde_json::to_string(value)?;
+    println!("{line}");
+    if let Some(path) = path {
+        std::fs::write(path, line)?;
+    }
+    Ok(())
+}
