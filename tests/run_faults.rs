@@ -85,39 +85,13 @@ async fn lost_mail_and_failing_triggers_are_errors_not_conformance_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_imap_connection_is_reopened_without_losing_codes() {
     let dovecot = Dovecot::start("loadtest@mail.test").await.expect("dovecot");
-    let password = tempfile::NamedTempFile::new().expect("password file");
-    std::fs::write(password.path(), &dovecot.password).expect("written");
-    let scenario = format!(
-        r#"name = "imap-drop"
-[target]
-kind = "local"
-[target.pool.mail.relay]
-protocol = "lmtp"
-port = {lmtp}
-[users]
-test_users = true
-pattern = "loadtest+{{n}}@mail.test"
-count = 8
-[otp]
-source = "imap"
-timeout = "15s"
-[otp.imap]
-host = "127.0.0.1"
-port = {imap}
-tls = false
-username = "loadtest@mail.test"
-password_file = "{password}"
-mode = "idle"
-[probes]
-unknown_user = false
-code_randomness = false
-[load]
-users = 2
-iterations = 6
-"#,
-        lmtp = dovecot.lmtp_port,
-        imap = dovecot.imap_port,
-        password = password.path().display()
+    let scenario = imap_scenario(
+        "imap-drop",
+        &dovecot,
+        8,
+        "timeout = \"15s\"",
+        &format!("{}\nmode = \"idle\"", plain_imap(&dovecot)),
+        "[probes]\nunknown_user = false\ncode_randomness = false\n[load]\nusers = 2\niterations = 6",
     );
     let kicks = async {
         for _ in 0..3 {
@@ -125,7 +99,7 @@ iterations = 6
             dovecot.kick().expect("kick");
         }
     };
-    let (outcome, ()) = tokio::join!(run_scenario(&scenario), kicks);
+    let (outcome, ()) = tokio::join!(run_scenario(&scenario.text), kicks);
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert!(count(&outcome, "/mail/reconnects") >= 1, "reconnected: {}", outcome.summary["mail"]);
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
@@ -136,40 +110,15 @@ iterations = 6
 async fn a_server_without_idle_is_polled_instead() {
     let no_idle = "\nprotocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR UIDPLUS\n}\n";
     let dovecot = Dovecot::start_with_config("loadtest@mail.test", no_idle).await.expect("dovecot without IDLE");
-    let password = tempfile::NamedTempFile::new().expect("password file");
-    std::fs::write(password.path(), &dovecot.password).expect("written");
-    let scenario = format!(
-        r#"name = "no-idle"
-[target]
-kind = "local"
-[target.pool.mail.relay]
-protocol = "lmtp"
-port = {lmtp}
-[users]
-test_users = true
-pattern = "loadtest+{{n}}@mail.test"
-count = 7
-[otp]
-source = "imap"
-timeout = "10s"
-[otp.imap]
-host = "127.0.0.1"
-port = {imap}
-tls = false
-username = "loadtest@mail.test"
-password_file = "{password}"
-mode = "idle"
-[probes]
-code_randomness = false
-[load]
-users = 1
-iterations = 3
-"#,
-        lmtp = dovecot.lmtp_port,
-        imap = dovecot.imap_port,
-        password = password.path().display()
+    let scenario = imap_scenario(
+        "no-idle",
+        &dovecot,
+        7,
+        "timeout = \"10s\"",
+        &format!("{}\nmode = \"idle\"", plain_imap(&dovecot)),
+        "[probes]\ncode_randomness = false\n[load]\nusers = 1\niterations = 3",
     );
-    let outcome = run_scenario(&scenario).await;
+    let outcome = run_scenario(&scenario.text).await;
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert!(outcome.stderr.contains("does not offer IDLE"), "{}", outcome.stderr);
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));

@@ -62,49 +62,13 @@ async fn codes_read_over_imap_from_dovecot_with_unrelated_mail_in_the_inbox() {
         .deliver("news@news.example.test", "loadtest@mail.test", &sample("noise-newsletter.eml"))
         .await
         .expect("noise");
-    let password = tempfile::NamedTempFile::new().expect("password file");
-    std::fs::write(password.path(), &dovecot.password).expect("password written");
-    let scenario = format!(
-        r#"name = "imap"
-[target]
-kind = "local"
-[target.pool.mail.relay]
-protocol = "lmtp"
-port = {lmtp}
-[users]
-test_users = true
-pattern = "loadtest+{{n}}@mail.test"
-count = 9
-[otp]
-source = "imap"
-from = "no-reply@auth.otp-harness.test"
-timeout = "10s"
-[otp.imap]
-host = "127.0.0.1"
-port = {imap}
-tls = false
-username = "loadtest@mail.test"
-password_file = "{password}"
-mode = "poll"
-poll_interval = "50ms"
-[[flow]]
-kind = "login"
-weight = 4
-[[flow]]
-kind = "retry"
-weight = 1
-[[flow]]
-kind = "lockout"
-weight = 1
-[expect]
-min_codes_for_randomness = 10
-[load]
-users = 3
-iterations = 4
-"#,
-        lmtp = dovecot.lmtp_port,
-        imap = dovecot.imap_port,
-        password = password.path().display()
+    let scenario = imap_scenario(
+        "imap",
+        &dovecot,
+        9,
+        "from = \"no-reply@auth.otp-harness.test\"\ntimeout = \"10s\"",
+        &format!("{}\nmode = \"poll\"\npoll_interval = \"50ms\"", plain_imap(&dovecot)),
+        "[[flow]]\nkind = \"login\"\nweight = 4\n[[flow]]\nkind = \"retry\"\nweight = 1\n[[flow]]\nkind = \"lockout\"\nweight = 1\n[expect]\nmin_codes_for_randomness = 10\n[load]\nusers = 3\niterations = 4",
     );
     let noise = async {
         for n in 0..10 {
@@ -118,7 +82,7 @@ iterations = 4
                 .await;
         }
     };
-    let (outcome, ()) = tokio::join!(run_scenario(&scenario), noise);
+    let (outcome, ()) = tokio::join!(run_scenario(&scenario.text), noise);
     assert_every_check_passed(&outcome);
     assert!(outcome.summary["mail"]["ignored"].as_u64().unwrap_or(0) > 0, "unrelated mail was seen and ignored");
     assert!(!outcome.all_output().contains(&dovecot.password), "the IMAP password appears nowhere");
@@ -145,44 +109,21 @@ iterations = 4
 async fn codes_read_over_imaps_trusting_a_private_ca() {
     let dovecot = Dovecot::start_with_tls("loadtest@mail.test").await.expect("dovecot with TLS");
     let (imaps, ca) = dovecot.imaps.clone().expect("imaps");
-    let password = tempfile::NamedTempFile::new().expect("password file");
-    std::fs::write(password.path(), &dovecot.password).expect("password written");
-    let scenario = format!(
-        r#"name = "imaps"
-[target]
-kind = "local"
-[target.pool.mail.relay]
-protocol = "lmtp"
-port = {lmtp}
-[users]
-test_users = true
-pattern = "loadtest+{{n}}@mail.test"
-count = 8
-[otp]
-source = "imap"
-timeout = "10s"
-[otp.imap]
-host = "localhost"
-port = {imaps}
-ca_file = "{ca}"
-username = "loadtest@mail.test"
-password_file = "{password}"
-[probes]
-code_randomness = false
-[load]
-users = 2
-iterations = 3
-"#,
-        lmtp = dovecot.lmtp_port,
-        ca = ca.display(),
-        password = password.path().display()
+    let connection = format!("host = \"localhost\"\nport = {imaps}\nca_file = \"{}\"", ca.display());
+    let scenario = imap_scenario(
+        "imaps",
+        &dovecot,
+        8,
+        "timeout = \"10s\"",
+        &connection,
+        "[probes]\ncode_randomness = false\n[load]\nusers = 2\niterations = 3",
     );
-    let outcome = run_scenario(&scenario).await;
+    let outcome = run_scenario(&scenario.text).await;
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
 
     // Without the private CA, the system's roots do not trust the server: the run cannot happen.
-    let untrusted = run_scenario(&scenario.replace(&format!("ca_file = \"{}\"\n", ca.display()), "")).await;
+    let untrusted = run_scenario(&scenario.text.replace(&format!("ca_file = \"{}\"\n", ca.display()), "")).await;
     assert_eq!(untrusted.code, 3, "{}", untrusted.explain());
     assert!(untrusted.stderr.contains("TLS handshake"), "{}", untrusted.stderr);
 }

@@ -145,3 +145,54 @@ iterations = {iterations}
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
+
+/// A test scenario reading codes from `dovecot` over IMAP: the embedded pool relays mail to Dovecot's
+/// LMTP, users are `loadtest+{n}@mail.test`. `connection` holds the `[otp.imap]` lines that say how to
+/// connect (see `plain_imap`), `otp` extra `[otp]` lines, `rest` the tables after (flows, probes, load).
+/// Keep the value alive while the run goes: it owns the password file.
+pub struct ImapScenario {
+    pub text: String,
+    _password: tempfile::NamedTempFile,
+}
+
+pub fn imap_scenario(
+    name: &str,
+    dovecot: &otp_harness::testkit::dovecot::Dovecot,
+    count: u32,
+    otp: &str,
+    connection: &str,
+    rest: &str,
+) -> ImapScenario {
+    let password = tempfile::NamedTempFile::new().expect("password file");
+    std::fs::write(password.path(), &dovecot.password).expect("password written");
+    let text = format!(
+        r#"name = "{name}"
+[target]
+kind = "local"
+[target.pool.mail.relay]
+protocol = "lmtp"
+port = {lmtp}
+[users]
+test_users = true
+pattern = "loadtest+{{n}}@mail.test"
+count = {count}
+[otp]
+source = "imap"
+{otp}
+[otp.imap]
+{connection}
+username = "{user}"
+password_file = "{password}"
+{rest}
+"#,
+        lmtp = dovecot.lmtp_port,
+        user = dovecot.user,
+        password = password.path().display()
+    );
+    ImapScenario { text, _password: password }
+}
+
+/// `[otp.imap]` lines for Dovecot's plain-text IMAP port on loopback.
+pub fn plain_imap(dovecot: &otp_harness::testkit::dovecot::Dovecot) -> String {
+    format!("host = \"127.0.0.1\"\nport = {}\ntls = false", dovecot.imap_port)
+}
