@@ -24,13 +24,22 @@ pub struct ResolvedTarget {
 }
 
 /// A challenge to answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Challenge {
     pub name: String,
     pub session: String,
     /// ChallengeParameters.USERNAME (the internal username).
     pub username: String,
     pub parameters: HashMap<String, String>,
+}
+
+impl fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The Session and (in a defective pool) the parameters are secrets: only their shape is shown.
+        let mut keys: Vec<&String> = self.parameters.keys().collect();
+        keys.sort();
+        f.debug_struct("Challenge").field("name", &self.name).field("parameter_keys", &keys).finish_non_exhaustive()
+    }
 }
 
 /// Tokens of a finished sign-in.

@@ -62,6 +62,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
     if dirs.is_empty() {
         bail!("name at least one run folder");
     }
+    let mut seen = std::collections::HashSet::new();
+    for dir in dirs {
+        let canonical = dir.canonicalize().with_context(|| format!("{} is not a run folder", dir.display()))?;
+        if !seen.insert(canonical) {
+            bail!("{} is named twice: its counts would be added twice", dir.display());
+        }
+    }
     let workers: Vec<Worker> = dirs
         .iter()
         .map(|dir| {
@@ -76,6 +83,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
     for w in &workers[1..] {
         if strip_worker_suffix(&w.result.scenario) != scenario {
             bail!("{} ran scenario {:?}, not {scenario:?}", w.dir.display(), w.result.scenario);
+        }
+    }
+    let mut worker_names = std::collections::HashSet::new();
+    for w in &workers {
+        if w.result.scenario != scenario && !worker_names.insert(w.result.scenario.clone()) {
+            bail!("two folders come from the same worker ({}): one of them belongs to another run", w.result.scenario);
         }
     }
 
@@ -156,7 +169,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
         histograms,
         steps: steps.clone(),
         throttled,
-        errors: errors.iter().filter(|(k, _)| k.as_str() != "TooManyRequestsException").map(|(_, v)| v).sum(),
+        errors: errors.iter().filter(|(k, _)| !crate::metrics::is_throttling(k)).map(|(_, v)| v).sum(),
         dropped,
     };
     let thresholds: Vec<_> = first

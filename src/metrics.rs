@@ -263,15 +263,20 @@ impl Metrics {
         self.flows.lock().iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 
-    /// Throttled calls (TooManyRequestsException), kept apart from failures.
+    /// Throttled calls (TooManyRequestsException, LimitExceededException), kept apart from failures.
     pub fn throttled(&self) -> u64 {
-        self.errors.lock().get("TooManyRequestsException").copied().unwrap_or(0)
+        self.errors.lock().iter().filter(|(k, _)| is_throttling(k)).map(|(_, v)| v).sum()
     }
 
     /// Errors other than throttling.
     pub fn error_count(&self) -> u64 {
-        self.errors.lock().iter().filter(|(k, _)| k.as_str() != "TooManyRequestsException").map(|(_, v)| v).sum()
+        self.errors.lock().iter().filter(|(k, _)| !is_throttling(k)).map(|(_, v)| v).sum()
     }
+}
+
+/// The error types Cognito throttles with.
+pub fn is_throttling(type_name: &str) -> bool {
+    matches!(type_name, "TooManyRequestsException" | "LimitExceededException")
 }
 
 /// Milliseconds to the microsecond.

@@ -89,6 +89,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         .map_err(|e| RunError::CannotRun(format!("creating {}: {e}", report_dir.display())))?;
     run_probes(&ctx.with_metrics(Arc::new(Metrics::new())), scenario).await;
     let mut notes = Vec::new();
+    let mut workload_failed = false;
     let load_started = Instant::now();
     if crate::interrupt::requested() {
         notes.push("interrupted by Ctrl-C before the load: only the probes ran".to_string());
@@ -113,6 +114,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         }
         if let Some(error) = end.error {
             notes.push(error);
+            workload_failed = true;
         }
     }
     let load_secs = load_started.elapsed().as_secs_f64();
@@ -139,6 +141,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     let mut verdict = Verdict::of(&checks, &thresholds);
     let started_flows: u64 = flows.values().map(|f| f.started).sum();
     let completed: u64 = flows.values().map(|f| f.succeeded + f.nonconforming).sum();
+    if workload_failed && verdict == Verdict::Pass {
+        verdict = Verdict::Error;
+    }
     if started_flows > 0 && completed == 0 {
         let errors = ctx.metrics.errors();
         let top: Vec<String> = errors.iter().map(|(k, v)| format!("{k} × {v}")).collect();

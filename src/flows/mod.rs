@@ -284,7 +284,13 @@ impl FlowContext {
         let Ok(delivery) = self.code(user, mailing).await else {
             return end(FlowOutcome::Errored);
         };
-        match self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
+        let answer = self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await;
+        if delivery.uncertain && !matches!(answer, Ok(AuthAnswer::Tokens(_))) {
+            // Perhaps the late mail of an earlier, timed-out wait: no proof of a defect.
+            self.metrics.count_error("PossiblyStaleCode");
+            return end(FlowOutcome::Errored);
+        }
+        match answer {
             Ok(AuthAnswer::Tokens(tokens)) => {
                 self.verdicts.pass(check);
                 let conforming = self.check_tokens(&tokens, user).await;

@@ -22,9 +22,13 @@ use tokio_rustls::rustls;
 use super::{Extractor, Mailroom, SourceError, deliver};
 use crate::scenario::{AfterRead, ImapMode, ImapOptions};
 
-/// How long one IDLE lasts before it is renewed.
-const IDLE_CYCLE: Duration = Duration::from_secs(60);
+/// How long one IDLE lasts before it is renewed (and new mail fetched regardless): bounds the cost of
+/// a new-mail notice that arrived while no IDLE was listening.
+const IDLE_CYCLE: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a single command (FETCH, STORE, EXPUNGE, NOOP, DONE) may take before the connection is
+/// given up and reopened.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A plain or TLS connection.
 #[derive(Debug)]
@@ -169,10 +173,13 @@ impl ImapWatcher {
             }
             let Some(mut session) = self.session.take() else {
                 match self.open().await {
-                    Ok((session, _, uid_validity)) => {
+                    Ok((session, uid_next, uid_validity)) => {
                         if uid_validity != self.uid_validity {
-                            tracing::warn!("the mailbox's UIDVALIDITY changed; reading it from the start");
-                            self.last_uid = 0;
+                            // UIDs were renumbered: what is there now cannot be told apart, so it is old.
+                            tracing::warn!(
+                                "the mailbox's UIDVALIDITY changed; reading only mail that arrives from now"
+                            );
+                            self.last_uid = uid_next.saturating_sub(1);
                             self.uid_validity = uid_validity;
                         }
                         mailroom.count_reconnect();
@@ -190,9 +197,16 @@ impl ImapWatcher {
                 }
                 continue;
             };
-            if let Err(e) = self.fetch_new(&mut session, &mailroom).await {
-                tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
-                continue;
+            match tokio::time::timeout(COMMAND_TIMEOUT, self.fetch_new(&mut session, &mailroom)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("the IMAP server stopped answering; reconnecting");
+                    continue;
+                }
             }
             match self.wait_for_news(session, &mut stop).await {
                 Ok(Some(session)) => self.session = Some(session),
@@ -269,10 +283,25 @@ impl ImapWatcher {
                     _ = stop.changed() => return Ok(None),
                     _ = tokio::time::sleep(self.options.poll_interval) => {}
                 }
-                session.noop().await.map_err(|e| format!("NOOP: {e}"))?;
+                tokio::time::timeout(COMMAND_TIMEOUT, session.noop())
+                    .await
+                    .map_err(|_| "NOOP timed out".to_string())?
+                    .map_err(|e| format!("NOOP: {e}"))?;
                 Ok(Some(session))
             }
             ImapMode::Idle => {
+                // A notice of new mail that came during FETCH/STORE/EXPUNGE: fetch again, do not idle.
+                let mut pending = false;
+                while let Ok(response) = session.unsolicited_responses.try_recv() {
+                    pending |= matches!(
+                        response,
+                        async_imap::types::UnsolicitedResponse::Exists(_)
+                            | async_imap::types::UnsolicitedResponse::Recent(_)
+                    );
+                }
+                if pending {
+                    return Ok(Some(session));
+                }
                 let mut idle = session.idle();
                 idle.init().await.map_err(|e| format!("IDLE: {e}"))?;
                 let stopping = {
@@ -291,7 +320,10 @@ impl ImapWatcher {
                         }
                     }
                 };
-                let session = idle.done().await.map_err(|e| format!("IDLE DONE: {e}"))?;
+                let session = tokio::time::timeout(COMMAND_TIMEOUT, idle.done())
+                    .await
+                    .map_err(|_| "IDLE DONE timed out".to_string())?
+                    .map_err(|e| format!("IDLE DONE: {e}"))?;
                 Ok((!stopping).then_some(session))
             }
         }

@@ -13,13 +13,25 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 /// A code handed to a virtual user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub code: String,
     /// When the harness saw the mail.
     pub seen_at: Instant,
     /// The code had been taken before (same code mailed again, or a duplicate arriving late).
     pub repeated: bool,
+    /// An earlier wait for this address timed out and its mail never showed: this may be that late
+    /// mail rather than the one just asked for. A refusal of this code is then no proof of a defect.
+    pub uncertain: bool,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("repeated", &self.repeated)
+            .field("uncertain", &self.uncertain)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why no code came.
@@ -31,7 +43,7 @@ pub enum WaitError {
     SourceStopped(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Arrival {
     seq: u64,
     code: String,
@@ -43,6 +55,8 @@ struct Inner {
     by_recipient: HashMap<String, VecDeque<Arrival>>,
     /// Codes already handed out, per recipient (newest last).
     taken: HashMap<String, VecDeque<String>>,
+    /// Waits that timed out, per recipient, whose mail has not been seen since.
+    abandoned: HashMap<String, u32>,
     stopped: Option<String>,
 }
 
@@ -152,9 +166,16 @@ impl Mailroom {
                     .get(&recipient)
                     .map(|q| q.iter().filter(|a| a.seq > mark).collect())
                     .unwrap_or_default();
+                let fresh_count = newer.iter().filter(|a| !taken.contains(&a.code)).count();
                 let fresh = newer.iter().rev().find(|a| !taken.contains(&a.code)).map(|a| (*a).clone());
                 let newest = newer.last().map(|a| (*a).clone());
                 drop(taken);
+                if fresh_count >= 2 {
+                    // Two new mails: one of them is likely the straggler of a timed-out wait.
+                    if let Some(n) = inner.abandoned.get_mut(&recipient) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
                 if let Some(arrival) = fresh {
                     return Ok(self.hand_out(&mut inner, &recipient, arrival, false));
                 }
@@ -168,6 +189,7 @@ impl Mailroom {
             }
             let now = Instant::now();
             if now >= deadline {
+                *self.inner.lock().abandoned.entry(recipient.clone()).or_insert(0) += 1;
                 return Err(WaitError::Timeout(recipient));
             }
             let mut wake = deadline;
@@ -179,12 +201,13 @@ impl Mailroom {
     }
 
     fn hand_out(&self, inner: &mut Inner, recipient: &str, arrival: Arrival, repeated: bool) -> Delivery {
+        let uncertain = inner.abandoned.get(recipient).is_some_and(|n| *n > 0);
         let taken = inner.taken.entry(recipient.to_string()).or_default();
         taken.push_back(arrival.code.clone());
         if taken.len() > KEEP_PER_RECIPIENT {
             taken.pop_front();
         }
-        Delivery { code: arrival.code, seen_at: arrival.seen_at, repeated }
+        Delivery { code: arrival.code, seen_at: arrival.seen_at, repeated, uncertain }
     }
 }
 
@@ -250,5 +273,21 @@ mod tests {
         let got = room.wait("a@x", mark, Duration::from_secs(1), SETTLE).await.expect("repeat");
         assert!(got.repeated);
         assert_eq!(room.counts().repeated, 1);
+    }
+
+    #[tokio::test]
+    async fn after_a_timed_out_wait_codes_are_uncertain_until_the_straggler_shows() {
+        let room = Mailroom::new();
+        let err = room.wait("a@x", room.mark(), Duration::from_millis(20), SETTLE).await.unwrap_err();
+        assert!(matches!(err, WaitError::Timeout(_)));
+        let mark = room.mark();
+        room.ingest(&to("a@x"), "111111");
+        assert!(room.wait("a@x", mark, Duration::from_secs(1), SETTLE).await.expect("code").uncertain);
+        let mark = room.mark();
+        room.ingest(&to("a@x"), "222222"); // the late mail of the timed-out wait
+        room.ingest(&to("a@x"), "333333");
+        let got = room.wait("a@x", mark, Duration::from_secs(1), SETTLE).await.expect("code");
+        assert_eq!(got.code, "333333");
+        assert!(!got.uncertain, "the straggler showed up");
     }
 }

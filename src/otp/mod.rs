@@ -80,10 +80,13 @@ impl OtpSource {
         &self.mailroom
     }
 
-    /// Stops the watcher and waits for it.
+    /// Stops the watcher and waits for it (5 s at most, then it is aborted).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
     }
 }
 

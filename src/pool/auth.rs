@@ -26,7 +26,6 @@ use super::users::{User, UserDirectory};
 pub const CUSTOM_CHALLENGE: &str = "CUSTOM_CHALLENGE";
 
 /// What a sign-in step answers: another challenge, or tokens.
-#[derive(Debug)]
 pub enum AuthStep {
     Challenge {
         session: String,
@@ -36,8 +35,8 @@ pub enum AuthStep {
     Tokens(IssuedTokens),
 }
 
-/// The state of one sign-in, carried from Session string to Session string.
-#[derive(Debug, Clone)]
+/// The state of one sign-in, carried from Session string to Session string (no Debug: it holds the code).
+#[derive(Clone)]
 struct Flow {
     /// Identifies the sign-in across its rounds.
     id: u64,

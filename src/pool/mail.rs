@@ -57,8 +57,8 @@ impl MailStats {
     }
 }
 
-/// One built message.
-#[derive(Debug, Clone)]
+/// One built message (no Debug: it holds the code).
+#[derive(Clone)]
 struct CodeMail {
     /// SES-style message id: outbox Id and S3 object key.
     id: String,

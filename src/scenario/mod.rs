@@ -717,6 +717,31 @@ impl Scenario {
                 "wrap the code in parentheses, e.g. '\\b(\\d{6})\\b'",
             );
         }
+        let polls = [
+            ("otp.outbox", "poll_interval", Some(self.otp.outbox.poll_interval)),
+            ("otp.imap", "poll_interval", self.otp.imap.as_ref().map(|i| i.poll_interval)),
+            ("otp.s3", "poll_interval", self.otp.s3.as_ref().map(|s| s.poll_interval)),
+        ];
+        for (table, key, interval) in polls {
+            if interval.is_some_and(|d| d < Duration::from_millis(1)) {
+                return err(
+                    table,
+                    0,
+                    key,
+                    format!("{table}.{key} must be at least 1ms"),
+                    "e.g. poll_interval = \"50ms\"",
+                );
+            }
+        }
+        if self.report.hlog_interval < Duration::from_millis(100) {
+            return err(
+                "report",
+                0,
+                "hlog_interval",
+                "report.hlog_interval must be at least 100ms".into(),
+                "e.g. hlog_interval = \"1s\"",
+            );
+        }
         if self.otp.timeout.is_zero() {
             return err("otp", 0, "timeout", "otp.timeout must be longer than zero".into(), "e.g. timeout = \"30s\"");
         }
@@ -851,12 +876,14 @@ impl Scenario {
                 }
                 let stages = l.open_stages();
                 let mut rates = stages.iter().map(|s| s.rate).chain(l.start_rate);
-                if rates.any(|r| !r.is_finite() || r < 0.0) || stages.iter().all(|s| s.rate <= 0.0) {
+                if rates.any(|r| !r.is_finite() || !(0.0..=100_000.0).contains(&r))
+                    || stages.iter().all(|s| s.rate <= 0.0)
+                {
                     return err(
                         "load",
                         0,
                         if l.rate.is_some() { "rate" } else { "stages" },
-                        "rates must be positive numbers of sign-ins per second".into(),
+                        "rates must be between 0 and 100000 sign-ins per second, and some stage above 0".into(),
                         "e.g. rate = 20",
                     );
                 }

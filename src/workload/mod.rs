@@ -58,6 +58,10 @@ impl Driver {
     /// One goose transaction: one flow.
     async fn iteration(&self, user: &mut GooseUser) -> TransactionResult {
         if crate::interrupt::requested() {
+            // A Ctrl-C before goose started was cleared by goose's reset: pull its killswitch again.
+            if !goose::is_killswitch_triggered() {
+                goose::trigger_killswitch("interrupted (Ctrl-C)");
+            }
             // Wait for goose to stop us; returning at once would spin and starve its controller.
             tokio::time::sleep(Duration::from_millis(100)).await;
             return Ok(());
@@ -237,7 +241,7 @@ async fn attack(driver: Arc<Driver>, scenario: &Scenario, vus: usize, run_dir: &
             .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())?
             .set_default(GooseDefault::Host, host.as_str())?
             .set_default(GooseDefault::Users, vus)?
-            .set_default(GooseDefault::IncreaseRate, format!("{increase_rate:.3}").as_str())?
+            .set_default(GooseDefault::IncreaseRate, increase_rate.to_string().as_str())?
             .set_default(GooseDefault::NoTelnet, true)?
             .set_default(GooseDefault::NoPrintMetrics, true)?
             .set_default(GooseDefault::NoErrorSummary, true)?

@@ -71,10 +71,17 @@ pub async fn run(
     stop: impl Fn() -> bool,
 ) {
     let started = Instant::now();
-    for offset in schedule(&stages, start_rate) {
+    let total: Duration = stages.iter().map(|s| s.duration).sum();
+    'starts: for offset in schedule(&stages, start_rate) {
         let intended = started + offset;
-        tokio::time::sleep_until(intended.into()).await;
-        if stop() {
+        // Sleep in short steps so a stop (Ctrl-C, an abort) is noticed even at slow rates.
+        while Instant::now() < intended {
+            if stop() {
+                break 'starts;
+            }
+            tokio::time::sleep_until(intended.min(Instant::now() + Duration::from_millis(100)).into()).await;
+        }
+        if stop() || started.elapsed() > total + Duration::from_secs(1) {
             break;
         }
         match Arc::clone(&places).try_acquire_owned() {
