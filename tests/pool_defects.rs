@@ -169,3 +169,62 @@ async fn unknown_users_told_apart_by_their_delay_are_caught() {
     initiate(&client, &pool, "nobody@mail.test").await.expect("a fake challenge");
     assert!(started.elapsed() >= Duration::from_millis(300), "unknown user answered after {:?}", started.elapsed());
 }
+
+/// Answers wrong once, then answers `pick(round-1 code, round-2 code)` on the round-2 Session; true if
+/// that signed in.
+async fn second_round_accepts(config: PoolConfig, pick_first: bool) -> bool {
+    let pool = start_pool(config).await;
+    let client = sdk(&pool);
+    let started = initiate(&client, &pool, USER).await.expect("initiate");
+    let (session, username) = challenge_of(started.session(), started.challenge_parameters());
+    let first = latest_code(&pool, USER).await;
+    let next = respond(&client, &pool, &session, &username, &wrong_code(&first)).await.expect("round 2");
+    let (session, _) = challenge_of(next.session(), next.challenge_parameters());
+    let second = latest_code(&pool, USER).await;
+    let answer = if pick_first { first } else { second };
+    respond(&client, &pool, &session, &username, &answer).await.is_ok_and(|a| a.authentication_result().is_some())
+}
+
+#[tokio::test]
+async fn earlier_round_codes_accepted_let_the_first_code_sign_in_in_round_two() {
+    assert!(
+        second_round_accepts(with(DefectsConfig { earlier_round_codes_accepted: true, ..Default::default() }), true)
+            .await
+    );
+    assert!(!second_round_accepts(PoolConfig::default(), true).await, "control: the round-1 code is refused");
+}
+
+#[tokio::test]
+async fn verifying_against_the_previous_round_refuses_the_code_just_mailed() {
+    assert!(
+        !second_round_accepts(with(DefectsConfig { verify_against_previous_round: true, ..Default::default() }), false)
+            .await
+    );
+    assert!(second_round_accepts(PoolConfig::default(), false).await, "control: the round-2 code signs in");
+}
+
+/// Starts sign-ins until a code with a leading zero is mailed, answers it; true if it signed in.
+async fn leading_zero_code_signs_in(config: PoolConfig) -> bool {
+    let pool = start_pool(config).await;
+    let client = sdk(&pool);
+    for _ in 0..300 {
+        let started = initiate(&client, &pool, USER).await.expect("initiate");
+        let code = latest_code(&pool, USER).await;
+        if code.starts_with('0') {
+            let (session, username) = challenge_of(started.session(), started.challenge_parameters());
+            return respond(&client, &pool, &session, &username, &code)
+                .await
+                .is_ok_and(|a| a.authentication_result().is_some());
+        }
+    }
+    panic!("300 codes without a leading zero");
+}
+
+#[tokio::test]
+async fn codes_with_a_leading_zero_are_refused_by_a_numeric_comparison() {
+    assert!(
+        !leading_zero_code_signs_in(with(DefectsConfig { leading_zero_codes_refused: true, ..Default::default() }))
+            .await
+    );
+    assert!(leading_zero_code_signs_in(PoolConfig::default()).await, "control");
+}

@@ -80,6 +80,31 @@ async fn unknown_users_answered_later_fail_unknown_user_timing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earlier_round_codes_accepted_fail_first_code_after_retry() {
+    assert_caught("earlier_round_codes_accepted = true", &["probe.first_code_after_retry"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_off_by_one_verify_fails_retry_and_first_code_after_retry() {
+    // The retry's right code is checked against the round before it; the probe's round-1 code passes.
+    assert_caught("verify_against_previous_round = true", &["retry", "probe.first_code_after_retry"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_refused_for_a_leading_zero_fail_sign_in() {
+    // One code in ten starts with 0: 90 sign-ins all but surely meet one (0.9^90 ≈ 8e-5).
+    let pool = "[target.pool.defects]\nleading_zero_codes_refused = true";
+    let outcome = run_scenario(&local_scenario(pool, 4, 30, "")).await;
+    assert_eq!(outcome.code, 98, "{}", outcome.explain());
+    let failed = outcome.failed_checks();
+    assert!(failed.contains(&"sign_in".to_string()), "{failed:?}");
+    assert!(
+        failed.iter().all(|c| c == "sign_in" || c == "retry"),
+        "only the checks that answer the right code: {failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_token_defect_fails_the_tokens_check() {
     for defect in [
         "unknown_kid",

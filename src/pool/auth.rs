@@ -50,6 +50,8 @@ struct Flow {
     results: Vec<bool>,
     /// The private answer of the current round.
     code: String,
+    /// Codes of the earlier rounds, oldest first.
+    earlier_codes: Vec<String>,
 }
 
 impl Flow {
@@ -202,6 +204,7 @@ impl AuthEngine {
             user,
             results: Vec::new(),
             code: String::new(),
+            earlier_codes: Vec::new(),
         };
         self.next_challenge(flow).await
     }
@@ -264,7 +267,10 @@ impl AuthEngine {
     async fn next_challenge(&self, mut flow: Flow) -> Result<AuthStep, CognitoError> {
         self.faults.invoke_trigger(Trigger::Create).await?;
         if flow.code.is_empty() || !self.defects.same_code_every_round {
-            flow.code = self.codes.next_code();
+            let previous = std::mem::replace(&mut flow.code, self.codes.next_code());
+            if !previous.is_empty() {
+                flow.earlier_codes.push(previous);
+            }
         }
         if let Some(user) = &flow.user {
             self.remember_issued(user, flow.id, &flow.code);
@@ -315,7 +321,18 @@ impl AuthEngine {
         let Some(user) = &flow.user else {
             return false;
         };
-        if answer == flow.code {
+        let expected = match flow.earlier_codes.last() {
+            Some(previous) if self.defects.verify_against_previous_round => previous,
+            _ => &flow.code,
+        };
+        if self.defects.leading_zero_codes_refused && expected.starts_with('0') {
+            // `Number(answer) === code`: the number has lost its leading zero, the text has not.
+            return answer.parse::<u64>().is_ok_and(|n| n.to_string() == *expected);
+        }
+        if answer == expected {
+            return true;
+        }
+        if self.defects.earlier_round_codes_accepted && flow.earlier_codes.iter().any(|c| c == answer) {
             return true;
         }
         if !(self.defects.code_valid_after_success || self.defects.code_valid_in_new_session) {

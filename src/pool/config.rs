@@ -304,6 +304,13 @@ pub struct DefectsConfig {
     /// Unknown users' InitiateAuth answers this much later than known users'.
     #[serde(with = "humantime_serde")]
     pub unknown_user_delay: Duration,
+    /// Codes of earlier rounds of the same sign-in stay valid after a new one is mailed.
+    pub earlier_round_codes_accepted: bool,
+    /// Verify checks the answer against the previous round's code (an off-by-one in the trigger), so
+    /// from round 2 on the code just mailed is refused.
+    pub verify_against_previous_round: bool,
+    /// Verify compares the answer as a number with the code as text: codes with a leading zero never match.
+    pub leading_zero_codes_refused: bool,
     /// One way the issued tokens are wrong.
     pub token: TokenDefect,
 }
