@@ -124,10 +124,6 @@ impl CallError {
         };
         Self { class, type_name: type_name.to_string(), message: DisplayErrorContext(&err).to_string() }
     }
-
-    pub fn is(&self, type_name: &str, message: &str) -> bool {
-        self.type_name == type_name && self.message == message
-    }
 }
 
 /// The SDK client bound to one pool and app client.

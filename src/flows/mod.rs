@@ -17,9 +17,6 @@ use crate::metrics::{FlowOutcome, Metrics, Step};
 use crate::otp::{Delivery, Mailroom, WaitError};
 use crate::scenario::{Expect, FlowKind, FlowSpec};
 
-/// Cognito's message when the Define trigger fails the authentication.
-pub const LOCKED_MESSAGE: &str = "Incorrect username or password.";
-
 /// Everything a flow needs; one per run, shared by all virtual users.
 pub struct FlowContext {
     pub cognito: CognitoClient,

@@ -37,7 +37,6 @@ impl SourceError {
 
 /// A running source: its watcher task and the mailroom it fills.
 pub struct OtpSource {
-    pub kind: OtpSourceKind,
     mailroom: Arc<Mailroom>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -73,7 +72,7 @@ impl OtpSource {
                 tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
             }
         };
-        Ok(Self { kind: otp.source, mailroom, stop, task })
+        Ok(Self { mailroom, stop, task })
     }
 
     pub fn mailroom(&self) -> &Arc<Mailroom> {

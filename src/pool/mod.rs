@@ -112,11 +112,6 @@ impl PoolState {
             sessions: self.auth.session_count(),
         }
     }
-
-    /// Creates a user signing in with `email` (verified), as AdminCreateUser does.
-    pub fn create_user(&self, email: &str) -> Result<Arc<users::User>, CognitoError> {
-        self.users.write().create(email, true, BTreeMap::new())
-    }
 }
 
 /// A pool serving on a loopback port until dropped or stopped.

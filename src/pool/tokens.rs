@@ -4,7 +4,6 @@
 //! Signing keeps the parsed aws-lc key pairs: parsing a key per signature would cost as much as the
 //! signature itself on the hot path. Verification (GetUser) goes through `jsonwebtoken`.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -239,9 +238,8 @@ impl TokenIssuer {
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, CognitoError> {
         let invalid = || CognitoError::new(ErrorKind::NotAuthorized, "Invalid Access Token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        let keys: HashMap<&str, &SigningKey> =
-            [&self.id_key, &self.access_key].into_iter().map(|k| (k.kid.as_str(), k)).collect();
-        let key = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or_else(invalid)?;
+        let kid = header.kid.as_deref().ok_or_else(invalid)?;
+        let key = [&self.id_key, &self.access_key].into_iter().find(|k| k.kid == kid).ok_or_else(invalid)?;
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_aud = false;
