@@ -29,6 +29,23 @@ const EVERY_CHECK: [&str; 14] = [
     "code_randomness",
 ];
 
+/// Every flow in the mix, a few iterations: what each source test runs.
+const EVERY_FLOW: &str = r#"[[flow]]
+kind = "login"
+weight = 4
+[[flow]]
+kind = "retry"
+weight = 1
+[[flow]]
+kind = "lockout"
+weight = 1
+[expect]
+min_codes_for_randomness = 10
+[load]
+users = 3
+iterations = 4
+"#;
+
 fn assert_every_check_passed(outcome: &RunOutcome) {
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     for check in EVERY_CHECK {
@@ -68,7 +85,7 @@ async fn codes_read_over_imap_from_dovecot_with_unrelated_mail_in_the_inbox() {
         9,
         "from = \"no-reply@auth.otp-harness.test\"\ntimeout = \"10s\"",
         &format!("{}\nmode = \"poll\"\npoll_interval = \"50ms\"", plain_imap(&dovecot)),
-        "[[flow]]\nkind = \"login\"\nweight = 4\n[[flow]]\nkind = \"retry\"\nweight = 1\n[[flow]]\nkind = \"lockout\"\nweight = 1\n[expect]\nmin_codes_for_randomness = 10\n[load]\nusers = 3\niterations = 4",
+        EVERY_FLOW,
     );
     let noise = async {
         for n in 0..10 {
@@ -153,21 +170,7 @@ bucket = "inbound-mail"
 prefix = "otp/"
 endpoint_url = "{endpoint}"
 poll_interval = "50ms"
-[[flow]]
-kind = "login"
-weight = 4
-[[flow]]
-kind = "retry"
-weight = 1
-[[flow]]
-kind = "lockout"
-weight = 1
-[expect]
-min_codes_for_randomness = 10
-[load]
-users = 3
-iterations = 4
-"#,
+{EVERY_FLOW}"#,
         endpoint = s3.endpoint()
     );
     let outcome = run_scenario(&scenario).await;
