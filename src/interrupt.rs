@@ -11,7 +11,7 @@ pub fn install() {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             eprintln!("\ninterrupted again: exiting now");
-            std::process::exit(130);
+            std::process::exit(i32::from(crate::exit::INTERRUPTED_AGAIN));
         }
         eprintln!("\ninterrupted: finishing the flows in flight and writing the reports (Ctrl-C again to quit now)");
         goose::trigger_killswitch("interrupted (Ctrl-C)");

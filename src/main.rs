@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use otp_harness::exit;
 use otp_harness::pool::{self, LocalPool, PoolConfig};
 
 /// Load and conformance harness for passwordless (email one-time code) sign-in on Amazon Cognito.
@@ -91,13 +92,6 @@ enum Command {
     /// IMAP delivery latency.
     #[command(subcommand)]
     Bench(otp_harness::bench::Bench),
-}
-
-/// Exit codes shared by every subcommand (k6-style).
-mod exit {
-    pub const USAGE: u8 = 2;
-    pub const CANNOT_RUN: u8 = 3;
-    pub const THRESHOLD: u8 = 99;
 }
 
 fn main() -> ExitCode {
@@ -214,7 +208,7 @@ fn compare(
     match otp_harness::compare::run(&baseline, &current, tolerance, &out) {
         Ok((comparison, markdown)) => {
             print!("{markdown}");
-            ExitCode::from(if comparison.regressions == 0 { 0 } else { exit::THRESHOLD })
+            ExitCode::from(if comparison.regressions == 0 { exit::PASS } else { exit::THRESHOLD_BREACHED })
         }
         Err(e) => {
             eprintln!("error: {e:#}");

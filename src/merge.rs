@@ -12,11 +12,13 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 
 use crate::checks::{CheckResult, Status};
-use crate::metrics::{FlowCounts, StepSummary, new_histogram, summarize};
+use crate::cognito::error::is_throttling;
+use crate::metrics::{FlowCounts, Observed, StepSummary, new_histogram, summarize};
 use crate::otp::MailCounts;
 use crate::report::hlog::{self, LoggedInterval};
-use crate::report::{self, RunResult, Verdict};
-use crate::thresholds::{Metric, MetricSource, Threshold};
+use crate::report::{self, RunResult};
+use crate::thresholds::Threshold;
+use crate::verdict::{self, Evidence};
 
 /// One worker's folder, read.
 struct Worker {
@@ -24,37 +26,6 @@ struct Worker {
     result: RunResult,
     start: Option<Duration>,
     intervals: Vec<LoggedInterval>,
-}
-
-/// Merged latencies and counts, for thresholds.
-struct Merged {
-    histograms: BTreeMap<String, Histogram<u64>>,
-    steps: BTreeMap<String, StepSummary>,
-    throttled: u64,
-    errors: u64,
-    dropped: u64,
-}
-
-impl MetricSource for Merged {
-    fn value(&self, step: &str, metric: Metric) -> Option<f64> {
-        match step {
-            "throttled" => return Some(self.throttled as f64),
-            "errors" => return Some(self.errors as f64),
-            "dropped" => return Some(self.dropped as f64),
-            _ => {}
-        }
-        let summary = self.steps.get(step)?;
-        let histogram = self.histograms.get(step).filter(|h| !h.is_empty());
-        match metric {
-            Metric::Count => Some(summary.count as f64),
-            Metric::SuccessRate if summary.count > 0 => Some(summary.ok as f64 / summary.count as f64),
-            Metric::ErrorRate if summary.count > 0 => Some(summary.failed as f64 / summary.count as f64),
-            Metric::Percentile(p) => histogram.map(|h| h.value_at_quantile(p / 100.0) as f64 / 1000.0),
-            Metric::Max => histogram.map(|_| summary.max_ms),
-            Metric::Mean => histogram.map(|_| summary.mean_ms),
-            _ => None,
-        }
-    }
 }
 
 /// Merges `dirs` into `out` (created); returns the merged result (reports written there).
@@ -165,26 +136,32 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
         notes.extend(r.notes.iter().map(|n| format!("{}: {n}", r.scenario)));
     }
     let checks = merge_checks(&workers);
-    let merged = Merged {
+    let merged = Observed {
         histograms,
         steps: steps.clone(),
         throttled,
-        errors: errors.iter().filter(|(k, _)| !crate::metrics::is_throttling(k)).map(|(_, v)| v).sum(),
+        errors: errors.iter().filter(|(k, _)| !is_throttling(k)).map(|(_, v)| v).sum(),
         dropped,
     };
-    let thresholds: Vec<_> = first
+    let thresholds = first
         .thresholds
         .iter()
-        .filter_map(|t| Threshold::parse(&t.key, &t.condition).ok())
-        .map(|t| t.evaluate(&merged))
-        .collect();
-    let mut verdict = Verdict::of(&checks, &thresholds);
-    let started: u64 = flows.values().map(|f| f.started).sum();
-    let completed: u64 = flows.values().map(|f| f.succeeded + f.nonconforming).sum();
-    if started > 0 && completed == 0 && verdict == Verdict::Pass {
-        notes.push("no flow completed on any worker".into());
-        verdict = Verdict::Error;
-    }
+        .map(|t| {
+            Threshold::parse(&t.key, &t.condition).map(|parsed| parsed.evaluate(&merged)).map_err(|e| {
+                anyhow::anyhow!("{}: threshold {:?} = {:?}: {e}", workers[0].dir.display(), t.key, t.condition)
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let load_error =
+        workers.iter().find_map(|w| w.result.load.error.as_ref().map(|e| format!("{}: {e}", w.result.scenario)));
+    let (verdict, note) = verdict::decide(&Evidence {
+        checks: &checks,
+        thresholds: &thresholds,
+        flows: &flows,
+        errors: &errors,
+        workload_failed: load_error.is_some(),
+    });
+    notes.extend(note);
 
     let started_at = workers.iter().filter_map(|w| humantime::parse_rfc3339(&w.result.started_at).ok()).min();
     let finished_at = workers.iter().filter_map(|w| humantime::parse_rfc3339(&w.result.finished_at).ok()).max();
@@ -197,6 +174,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
     load.dropped = dropped;
     load.late = late;
     load.elapsed_secs = workers.iter().map(|w| w.result.load.elapsed_secs).fold(0.0, f64::max);
+    load.error = load_error;
     let result = RunResult {
         schema: report::SCHEMA.to_string(),
         scenario: scenario.to_string(),

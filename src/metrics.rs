@@ -1,7 +1,7 @@
 //! Run metrics: an HDR histogram per step (`initiate`, `otp_delivery`, `respond`, `login`) in
 //! microseconds, overall and per flow, successes and failures per step, errors by type, throttling
 //! counted apart, flow outcomes, and the open model's dropped and late starts. Interval histograms
-//! (since the last `take_intervals`) feed the `.hlog`. Thresholds read them through `MetricSource`.
+//! (since the last `take_intervals`) feed the `.hlog`. Thresholds read an `Observed` snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::cognito::error::is_throttling;
 use crate::thresholds::{Metric, MetricSource};
 
 /// The measured steps of a sign-in.
@@ -274,37 +275,57 @@ impl Metrics {
     }
 }
 
-/// The error types Cognito throttles with.
-pub fn is_throttling(type_name: &str) -> bool {
-    matches!(type_name, "TooManyRequestsException" | "LimitExceededException")
-}
-
 /// Milliseconds to the microsecond.
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-impl MetricSource for Metrics {
+/// A run's measurements as thresholds read them: whole-run latency histograms (µs) and counts by
+/// step, and the run-wide counters. Taken from live metrics (`Metrics::observed`) or added up from
+/// workers' folders (`merge`), so both are judged by the same code.
+pub struct Observed {
+    /// By step name (`initiate`, …); other tags (`login/initiate`) may be present and are not read.
+    pub histograms: BTreeMap<String, Histogram<u64>>,
+    pub steps: BTreeMap<String, StepSummary>,
+    pub throttled: u64,
+    /// Errors other than throttling.
+    pub errors: u64,
+    pub dropped: u64,
+}
+
+impl MetricSource for Observed {
     fn value(&self, step: &str, metric: Metric) -> Option<f64> {
         match step {
-            "throttled" => return Some(self.throttled() as f64),
-            "errors" => return Some(self.error_count() as f64),
-            "dropped" => return Some(self.dropped() as f64),
+            "throttled" => return Some(self.throttled as f64),
+            "errors" => return Some(self.errors as f64),
+            "dropped" => return Some(self.dropped as f64),
             _ => {}
         }
-        let step = Step::ALL.into_iter().find(|s| s.name() == step)?;
-        let summary = self.step_summary(step);
-        let stats = self.steps[step.index()].lock();
-        let measured = !stats.histogram.is_empty();
+        let summary = self.steps.get(step)?;
+        let histogram = self.histograms.get(step).filter(|h| !h.is_empty());
         match metric {
             Metric::Count => Some(summary.count as f64),
             Metric::SuccessRate if summary.count > 0 => Some(summary.ok as f64 / summary.count as f64),
             Metric::ErrorRate if summary.count > 0 => Some(summary.failed as f64 / summary.count as f64),
-            Metric::Percentile(p) if measured => Some(stats.histogram.value_at_quantile(p / 100.0) as f64 / 1000.0),
-            Metric::Max if measured => Some(summary.max_ms),
-            Metric::Mean if measured => Some(summary.mean_ms),
+            Metric::Percentile(p) => histogram.map(|h| h.value_at_quantile(p / 100.0) as f64 / 1000.0),
+            Metric::Max => histogram.map(|_| summary.max_ms),
+            Metric::Mean => histogram.map(|_| summary.mean_ms),
             _ => None,
         }
+    }
+}
+
+impl Metrics {
+    /// What thresholds are judged on, as of now.
+    pub fn observed(&self) -> Observed {
+        let mut histograms = BTreeMap::new();
+        let mut steps = BTreeMap::new();
+        for step in Step::ALL {
+            let stats = self.steps[step.index()].lock();
+            histograms.insert(step.name().to_string(), stats.histogram.clone());
+            steps.insert(step.name().to_string(), stats.summary());
+        }
+        Observed { histograms, steps, throttled: self.throttled(), errors: self.error_count(), dropped: self.dropped() }
     }
 }
 
@@ -323,8 +344,8 @@ mod tests {
         assert_eq!((s.count, s.ok, s.failed), (101, 100, 1));
         assert!((s.p50_ms - 50.0).abs() < 0.1, "{}", s.p50_ms);
         assert!((s.max_ms - 100.0).abs() < 0.1);
-        assert_eq!(m.value("initiate", Metric::SuccessRate), Some(100.0 / 101.0));
-        assert_eq!(m.value("respond", Metric::Percentile(99.0)), None, "nothing measured");
+        assert_eq!(m.observed().value("initiate", Metric::SuccessRate), Some(100.0 / 101.0));
+        assert_eq!(m.observed().value("respond", Metric::Percentile(99.0)), None, "nothing measured");
         m.count_error("TooManyRequestsException");
         m.count_error("OtpTimeout");
         assert_eq!((m.throttled(), m.error_count()), (1, 1));

@@ -128,15 +128,7 @@ fn sdk_client(pool: &RunningPool) -> cip::Client {
 
 async fn harness_context(pool: &RunningPool) -> anyhow::Result<FlowContext> {
     let info = pool.info();
-    let target = ResolvedTarget {
-        region: info.region.clone(),
-        user_pool_id: info.user_pool_id.clone(),
-        client_id: info.client_id.clone(),
-        endpoint_url: Some(info.endpoint.clone()),
-        issuer: info.issuer.clone(),
-        local: true,
-        call_timeout: Duration::from_secs(10),
-    };
+    let target = ResolvedTarget::local_pool(info, Duration::from_secs(10));
     let tokens = TokenChecker::fetch(&info.issuer, &info.client_id).await.map_err(anyhow::Error::msg)?;
     Ok(FlowContext {
         cognito: CognitoClient::new(target).await,

@@ -3,7 +3,25 @@
 //! 0.0001 level (9 degrees of freedom: critical value 33.720), so a sound pool fails it once in 10,000
 //! runs. A missing digit over N digits gives chi-squared ≈ N/9: about 50 six-digit codes reveal it.
 
+use super::{Check, Verdicts};
+
 const CRITICAL_9_DOF: f64 = 33.720;
+
+/// Records the `code_randomness` verdict over `codes` (every new code the run was mailed).
+pub fn record(verdicts: &Verdicts, codes: &[String], min_codes: usize) {
+    match digit_frequencies(codes.iter().map(String::as_str), min_codes) {
+        RandomnessVerdict::Uniform { .. } => verdicts.pass(Check::CodeRandomness),
+        RandomnessVerdict::Skewed { codes, chi_squared, rarest_digit, rarest_count, expected } => verdicts.fail(
+            Check::CodeRandomness,
+            format!(
+                "digit frequencies over {codes} codes are not uniform (chi-squared {chi_squared:.1} > 33.7, p < 0.0001): \
+                 digit {rarest_digit} appeared {rarest_count} times, {expected:.0} expected"
+            ),
+        ),
+        RandomnessVerdict::TooFew { codes, needed } => verdicts
+            .skip(Check::CodeRandomness, format!("{codes} codes seen, {needed} needed (expect.min_codes_for_randomness)")),
+    }
+}
 
 /// The outcome of the test.
 #[derive(Debug, Clone, PartialEq)]

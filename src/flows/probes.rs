@@ -1,16 +1,51 @@
-//! Conformance probes, each run once on a test user of its own before the load: session reuse, code
-//! reuse (after success and from an abandoned session), a new code each round and the first code after
-//! a retry, unknown users (answer and timing), and the code leaked in ChallengeParameters. A probe that
-//! an error keeps from finishing is skipped with the reason, never passed.
+//! Conformance probes, each run once on test users of its own before the load, in the order of the
+//! probe catalogue (`scenario::CATALOGUE`): session reuse, code reuse (after success and from an
+//! abandoned session), a new code each round and the first code after a retry, unknown users (answer
+//! and timing), and the code leaked in ChallengeParameters. A probe that an error keeps from finishing
+//! is skipped with the reason, never passed. (Code randomness is judged after the load.)
 
 use std::time::{Duration, Instant};
 
-use super::{FlowContext, StepError, is_refusal, wrong_code};
+use super::{FlowContext, StepError, wrong_code};
 use crate::checks::Check;
 use crate::cognito::{AuthAnswer, ErrorClass};
-use crate::scenario::UserExistence;
+use crate::scenario::{Probe, Scenario, UserExistence};
+
+/// Each enabled probe once, in catalogue order, on test users of its own after the virtual users'.
+pub async fn run_all(ctx: &FlowContext, scenario: &Scenario) {
+    let mut next = scenario.load.virtual_users();
+    for row in scenario.probes.enabled() {
+        let users: Vec<String> = (next..next + row.users).map(|i| scenario.users.address(i)).collect();
+        next += row.users;
+        ctx.run_probe(row.probe, &users, scenario).await;
+    }
+}
 
 impl FlowContext {
+    /// One probe on the test users the catalogue gives it.
+    async fn run_probe(&self, probe: Probe, users: &[String], scenario: &Scenario) {
+        match (probe, users) {
+            (Probe::SessionReuse, [user]) => self.probe_session_reuse(user).await,
+            (Probe::CodeReuse, [after_success, new_session]) => {
+                self.probe_code_reuse_after_success(after_success).await;
+                self.probe_code_reuse_in_new_session(new_session).await;
+            }
+            (Probe::NewCodeEachAttempt, [user]) => self.probe_new_code_each_attempt(user).await,
+            (Probe::UnknownUser, [known]) => {
+                let unknown = |n| scenario.users.unknown_address(n);
+                self.probe_unknown_user(known, unknown, scenario.probes.unknown_user_samples).await;
+            }
+            (Probe::ChallengeLeak, [user]) => self.probe_challenge_leak(user).await,
+            // Judged after the load, over every code of the run (`checks::randomness`).
+            (Probe::CodeRandomness, []) => {}
+            (probe, users) => {
+                for check in probe.row().checks {
+                    self.verdicts.skip(*check, format!("the probe catalogue gives {probe:?} {} users", users.len()));
+                }
+            }
+        }
+    }
+
     /// A consumed Session must be refused, even with the code that was right for it.
     pub async fn probe_session_reuse(&self, user: &str) {
         let check = Check::SessionReuse;
@@ -28,8 +63,8 @@ impl FlowContext {
                 Err(e) => return Err(StepError::Call(e)),
             }
             let _ = self.code(user, mailing).await;
-            match self.respond(&first, &delivery.code, |r| matches!(r, Err(e) if is_refusal(e))).await {
-                Err(e) if is_refusal(&e) => self.verdicts.pass(check),
+            match self.respond(&first, &delivery.code, |r| matches!(r, Err(e) if e.is_refusal())).await {
+                Err(e) if e.is_refusal() => self.verdicts.pass(check),
                 Ok(AuthAnswer::Tokens(_)) => {
                     self.verdicts.fail(check, "a consumed Session was accepted and signed the user in")
                 }
@@ -104,7 +139,7 @@ impl FlowContext {
         match self.respond(&challenge, old_code, |r| !matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
             Ok(AuthAnswer::Tokens(_)) => self.verdicts.fail(check, failure),
             Ok(AuthAnswer::Challenge(_)) => self.verdicts.pass(check),
-            Err(e) if is_refusal(&e) => self.verdicts.pass(check),
+            Err(e) if e.is_refusal() => self.verdicts.pass(check),
             Err(e) => return Err(StepError::Call(e)),
         }
         Ok(())
@@ -150,7 +185,7 @@ impl FlowContext {
                     "the round-1 code still signed in after round 2 mailed a new one",
                 ),
                 Ok(AuthAnswer::Challenge(_)) => self.verdicts.pass(Check::FirstCodeAfterRetry),
-                Err(e) if is_refusal(&e) => self.verdicts.pass(Check::FirstCodeAfterRetry),
+                Err(e) if e.is_refusal() => self.verdicts.pass(Check::FirstCodeAfterRetry),
                 Err(e) => return Err(StepError::Call(e)),
             }
             Ok(())

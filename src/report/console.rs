@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{RunResult, Verdict};
+use super::RunResult;
 use crate::checks::Status;
 
 pub fn render(r: &RunResult) -> String {
@@ -49,12 +49,6 @@ pub fn render(r: &RunResult) -> String {
             let _ = writeln!(out, "    {} {}", if t.passed { "ok  " } else { "FAIL" }, t.reason);
         }
     }
-    let verdict = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::ConformanceFailure => "CONFORMANCE FAILURE",
-        Verdict::ThresholdBreached => "THRESHOLD BREACHED",
-        Verdict::Error => "THE RUN COULD NOT HAPPEN",
-    };
-    let _ = writeln!(out, "\n  verdict: {verdict} (exit {})", r.exit_code);
+    let _ = writeln!(out, "\n  verdict: {} (exit {})", r.verdict.headline(), r.exit_code);
     out
 }

@@ -33,10 +33,9 @@ struct Series {
 pub fn render(r: &RunResult, intervals: &[LoggedInterval]) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let verdict = match r.verdict {
-        Verdict::Pass => ("pass", "PASS"),
-        Verdict::ConformanceFailure => ("fail", "CONFORMANCE FAILURE"),
-        Verdict::ThresholdBreached => ("warn", "THRESHOLD BREACHED"),
-        Verdict::Error => ("fail", "THE RUN COULD NOT HAPPEN"),
+        Verdict::Pass => ("pass", r.verdict.headline()),
+        Verdict::ThresholdBreached => ("warn", r.verdict.headline()),
+        Verdict::ConformanceFailure | Verdict::Error => ("fail", r.verdict.headline()),
     };
     let _ = write!(
         out,

@@ -3,6 +3,7 @@
 //! per check and per threshold) — plus the terminal summary. Nothing here ever holds a code, token or
 //! password: only counts, timings, names and Cognito's own error messages.
 
+pub mod assemble;
 pub mod console;
 pub mod hlog;
 pub mod html;
@@ -16,46 +17,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{CheckResult, Status};
+use crate::checks::CheckResult;
 use crate::metrics::{FlowCounts, StepSummary};
 use crate::otp::MailCounts;
 use crate::thresholds::ThresholdResult;
+pub use crate::verdict::Verdict;
 
 /// The schema name and version of `summary.json`.
 pub const SCHEMA: &str = "otp-harness/summary/v1";
-
-/// How the run ended, and its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    ConformanceFailure,
-    ThresholdBreached,
-    /// The run could not happen (nothing answered).
-    Error,
-}
-
-impl Verdict {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Pass => 0,
-            Verdict::Error => 3,
-            Verdict::ConformanceFailure => 98,
-            Verdict::ThresholdBreached => 99,
-        }
-    }
-
-    /// A failed check outranks a breached threshold.
-    pub fn of(checks: &[CheckResult], thresholds: &[ThresholdResult]) -> Self {
-        if checks.iter().any(|c| c.status == Status::Fail) {
-            Verdict::ConformanceFailure
-        } else if thresholds.iter().any(|t| !t.passed) {
-            Verdict::ThresholdBreached
-        } else {
-            Verdict::Pass
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetSummary {
@@ -81,6 +50,9 @@ pub struct LoadSummary {
     pub dropped: u64,
     /// Open model: starts taken more than 10 ms after their intended time.
     pub late: u64,
+    /// Why the workload could not run (goose refused it), if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Everything a run found; every report is written from this alone.

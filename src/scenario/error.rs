@@ -31,6 +31,20 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// Makes errors that point into one scenario file: its path, and the line of a key found in its text.
+pub struct Locator<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl Locator<'_> {
+    /// An error about `key` of `table` (the `index`-th `[[table]]` for arrays of tables; "" for the top
+    /// level), on the key's line or else the table's.
+    pub fn error(&self, table: &str, index: usize, key: &str, message: impl Into<String>, fix: &str) -> ScenarioError {
+        ScenarioError::new(self.path, line_of_key(self.text, table, index, key), message, fix)
+    }
+}
+
 /// The 1-based line of byte `offset` in `text`.
 pub fn line_of_offset(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len())).map_or(1, |before| before.matches('\n').count() + 1)

@@ -10,6 +10,7 @@
 
 pub mod pacer;
 pub mod progress;
+pub mod schedule;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::flows::{FlowContext, StepRecord};
 use crate::metrics::{FlowOutcome, LATE_AFTER};
-use crate::run::flow_schedule;
 use crate::scenario::{FlowSpec, LoadModel, Scenario};
+use schedule::flow_schedule;
 
 /// How the workload ended.
 #[derive(Debug, Clone, Default)]
@@ -192,12 +193,8 @@ fn abort_watch(
     ctx: Arc<FlowContext>,
     aborted: Arc<parking_lot::Mutex<Option<String>>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let watched: Vec<crate::thresholds::Threshold> = scenario
-        .load
-        .abort_on
-        .iter()
-        .filter_map(|key| scenario.thresholds.get(key).and_then(|c| crate::thresholds::Threshold::parse(key, c).ok()))
-        .collect();
+    let watched: Vec<crate::thresholds::Threshold> =
+        scenario.thresholds().iter().filter(|t| scenario.load.abort_on.contains(&t.key)).cloned().collect();
     if watched.is_empty() {
         return None;
     }
@@ -209,8 +206,8 @@ fn abort_watch(
             if started.elapsed() < grace {
                 continue;
             }
-            let breach =
-                watched.iter().map(|t| t.evaluate(ctx.metrics.as_ref())).find(|r| r.observed.is_some() && !r.passed);
+            let observed = ctx.metrics.observed();
+            let breach = watched.iter().map(|t| t.evaluate(&observed)).find(|r| r.observed.is_some() && !r.passed);
             if let Some(result) = breach {
                 let reason = format!("aborted after {:.0} s: {}", started.elapsed().as_secs_f64(), result.reason);
                 *aborted.lock() = Some(reason.clone());

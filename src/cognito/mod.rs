@@ -1,13 +1,18 @@
 //! The harness's Cognito client: the AWS SDK with its retries off (a load tool must see throttling),
 //! timeouts set, the standard credential chain and region (or dummy credentials for the local pool),
-//! `endpoint_url` honoured. Every error is classified by its `__type`.
+//! `endpoint_url` honoured. Every error is classified by its `__type` (`error`).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider as cip;
-use cip::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::pool::PoolInfo;
+
+pub mod error;
+
+pub use error::{CallError, ErrorClass};
 
 /// Where the run signs in.
 #[derive(Debug, Clone)]
@@ -21,6 +26,21 @@ pub struct ResolvedTarget {
     /// The embedded pool: dummy credentials, no credential chain.
     pub local: bool,
     pub call_timeout: Duration,
+}
+
+impl ResolvedTarget {
+    /// A pool of this process (the embedded one, or a benchmark's).
+    pub fn local_pool(info: &PoolInfo, call_timeout: Duration) -> Self {
+        Self {
+            region: info.region.clone(),
+            user_pool_id: info.user_pool_id.clone(),
+            client_id: info.client_id.clone(),
+            endpoint_url: Some(info.endpoint.clone()),
+            issuer: info.issuer.clone(),
+            local: true,
+            call_timeout,
+        }
+    }
 }
 
 /// A challenge to answer.
@@ -63,67 +83,6 @@ impl fmt::Debug for Tokens {
 pub enum AuthAnswer {
     Challenge(Challenge),
     Tokens(Tokens),
-}
-
-/// How a failed call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ErrorClass {
-    /// TooManyRequestsException: kept apart from failures.
-    Throttled,
-    NotAuthorized,
-    UserNotFound,
-    /// A trigger failed (UserLambdaValidation, InvalidLambdaResponse, UnexpectedLambda).
-    Lambda,
-    InvalidParameter,
-    ResourceNotFound,
-    /// Any other service error.
-    Service,
-    /// No answer in time.
-    Timeout,
-    /// Connection refused, DNS, TLS, a malformed answer.
-    Transport,
-}
-
-/// A failed Cognito call: its class, `__type` and message (Cognito's own words; never a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallError {
-    pub class: ErrorClass,
-    pub type_name: String,
-    pub message: String,
-}
-
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.type_name, self.message)
-    }
-}
-
-impl std::error::Error for CallError {}
-
-impl CallError {
-    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(err: SdkError<E, R>) -> Self {
-        if let Some(service) = err.as_service_error() {
-            let type_name = service.code().unwrap_or("UnknownError").to_string();
-            let class = match type_name.as_str() {
-                "TooManyRequestsException" | "LimitExceededException" => ErrorClass::Throttled,
-                "NotAuthorizedException" => ErrorClass::NotAuthorized,
-                "UserNotFoundException" => ErrorClass::UserNotFound,
-                "UserLambdaValidationException" | "InvalidLambdaResponseException" | "UnexpectedLambdaException" => {
-                    ErrorClass::Lambda
-                }
-                "InvalidParameterException" => ErrorClass::InvalidParameter,
-                "ResourceNotFoundException" => ErrorClass::ResourceNotFound,
-                _ => ErrorClass::Service,
-            };
-            return Self { class, type_name, message: service.message().unwrap_or("").to_string() };
-        }
-        let (class, type_name) = match &err {
-            SdkError::TimeoutError(_) => (ErrorClass::Timeout, "Timeout"),
-            SdkError::DispatchFailure(d) if d.is_timeout() => (ErrorClass::Timeout, "Timeout"),
-            _ => (ErrorClass::Transport, "TransportError"),
-        };
-        Self { class, type_name: type_name.to_string(), message: DisplayErrorContext(&err).to_string() }
-    }
 }
 
 /// The SDK client bound to one pool and app client.
