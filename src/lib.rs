@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) is a thin command line over this library, so tests and benchmarks call
 //! the same code.
 
+pub mod background;
 pub mod bench;
 pub mod checks;
 pub mod cognito;

@@ -1,11 +1,12 @@
 //! Thresholds: `"login.p99" = "2s"`, `"login.success_rate" = ">= 99%"`, `"throttled.count" = "== 0"`.
-//! Parsed when the scenario loads (a bad one is a scenario error), evaluated on the run's metrics.
+//! Parsed when the scenario loads (a bad one is a scenario error), evaluated on the run's metrics (`metrics::Observed`, the one `MetricSource` outside tests).
 
 use std::fmt;
 use std::time::Duration;
 
-/// The steps a threshold can name, and the run-wide counters.
-pub const STEPS: [&str; 4] = ["initiate", "otp_delivery", "respond", "login"];
+use crate::metrics::{Observed, Step};
+
+/// The run-wide counters a threshold can name besides the steps (`Step::ALL`).
 pub const COUNTERS: [&str; 3] = ["throttled", "errors", "dropped"];
 
 /// A metric of a step: a latency percentile, a rate or a count.
@@ -86,10 +87,11 @@ impl Threshold {
     /// Parses `key = condition`.
     pub fn parse(key: &str, condition: &str) -> Result<Self, String> {
         let (step, metric_name) = key.split_once('.').ok_or("the key must be step.metric, e.g. login.p99")?;
-        if !STEPS.contains(&step) && !COUNTERS.contains(&step) {
+        let steps = Step::ALL.map(Step::name);
+        if !steps.contains(&step) && !COUNTERS.contains(&step) {
             return Err(format!(
                 "unknown step {step:?} (steps: {}; counters: {})",
-                STEPS.join(", "),
+                steps.join(", "),
                 COUNTERS.join(", ")
             ));
         }
@@ -163,6 +165,28 @@ impl Threshold {
             Metric::Percentile(_) | Metric::Max | Metric::Mean => format!("{value:.1}ms"),
             Metric::SuccessRate | Metric::ErrorRate => format!("{:.2}%", value * 100.0),
             Metric::Count => format!("{value}"),
+        }
+    }
+}
+
+impl MetricSource for Observed {
+    fn value(&self, step: &str, metric: Metric) -> Option<f64> {
+        match step {
+            "throttled" => return Some(self.throttled as f64),
+            "errors" => return Some(self.errors as f64),
+            "dropped" => return Some(self.dropped as f64),
+            _ => {}
+        }
+        let summary = self.steps.get(step)?;
+        let histogram = self.histograms.get(step).filter(|h| !h.is_empty());
+        match metric {
+            Metric::Count => Some(summary.count as f64),
+            Metric::SuccessRate if summary.count > 0 => Some(summary.ok as f64 / summary.count as f64),
+            Metric::ErrorRate if summary.count > 0 => Some(summary.failed as f64 / summary.count as f64),
+            Metric::Percentile(p) => histogram.map(|h| h.value_at_quantile(p / 100.0) as f64 / 1000.0),
+            Metric::Max => histogram.map(|_| summary.max_ms),
+            Metric::Mean => histogram.map(|_| summary.mean_ms),
+            _ => None,
         }
     }
 }

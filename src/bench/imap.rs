@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Percentiles, emit_json, record};
+use crate::background::{self, CancellationToken};
 use crate::metrics::new_histogram;
 use crate::otp::Mailroom;
 use crate::otp::imap::ImapWatcher;
@@ -65,8 +66,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let mailroom = Arc::new(Mailroom::new());
         let watcher = ImapWatcher::connect(options, crate::otp::Extractor::new(r"\b(\d{6})\b", None)?).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(watcher.run(Arc::clone(&mailroom), stop.clone()));
         let (mut lmtp, mut visible) = (new_histogram(), new_histogram());
         for i in 0..args.messages {
             let to = format!("bench+{i}@mail.test");
@@ -81,8 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             mailroom.wait(&to, mark, Duration::from_secs(10), Duration::ZERO).await?;
             record(&mut visible, started.elapsed());
         }
-        let _ = stop.send(true);
-        let _ = task.await;
+        background::finish(&stop, task, Duration::from_secs(5)).await;
         let name = match mode {
             ImapMode::Idle => "idle".to_string(),
             ImapMode::Poll => format!("poll every {:?}", args.poll_interval),

@@ -83,6 +83,17 @@ pub enum Status {
     Skip,
 }
 
+impl Status {
+    /// As every report labels it (a failure stands out).
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
 /// One check's verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {

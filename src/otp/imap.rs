@@ -14,12 +14,12 @@ use async_imap::extensions::idle::IdleResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
 use super::{Extractor, Mailroom, SourceError, deliver};
+use crate::background::CancellationToken;
 use crate::scenario::{AfterRead, ImapMode, ImapOptions};
 
 /// How long one IDLE lasts before it is renewed (and new mail fetched regardless): bounds the cost of
@@ -165,10 +165,10 @@ impl ImapWatcher {
     }
 
     /// Watches until stopped.
-    pub async fn run(mut self, mailroom: Arc<Mailroom>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mailroom: Arc<Mailroom>, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 break;
             }
             let Some(mut session) = self.session.take() else {
@@ -189,7 +189,7 @@ impl ImapWatcher {
                     Err(e) => {
                         tracing::warn!(error = %e, "IMAP reconnect failed; retrying");
                         tokio::select! {
-                            _ = stop.changed() => break,
+                            _ = stop.cancelled() => break,
                             _ = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -208,7 +208,7 @@ impl ImapWatcher {
                     continue;
                 }
             }
-            match self.wait_for_news(session, &mut stop).await {
+            match self.wait_for_news(session, &stop).await {
                 Ok(Some(session)) => self.session = Some(session),
                 Ok(None) => break,
                 Err(e) => tracing::warn!(error = %e, "IMAP connection lost; reconnecting"),
@@ -274,13 +274,13 @@ impl ImapWatcher {
     async fn wait_for_news(
         &self,
         mut session: ImapSession,
-        stop: &mut watch::Receiver<bool>,
+        stop: &CancellationToken,
     ) -> Result<Option<ImapSession>, String> {
         let mode = if self.idle_unsupported { ImapMode::Poll } else { self.options.mode };
         match mode {
             ImapMode::Poll => {
                 tokio::select! {
-                    _ = stop.changed() => return Ok(None),
+                    _ = stop.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(self.options.poll_interval) => {}
                 }
                 tokio::time::timeout(COMMAND_TIMEOUT, session.noop())
@@ -313,7 +313,7 @@ impl ImapWatcher {
                                 IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt => false,
                             }
                         }
-                        _ = stop.changed() => {
+                        _ = stop.cancelled() => {
                             drop(interrupt);
                             let _ = (&mut wait).await;
                             true

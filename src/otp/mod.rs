@@ -12,12 +12,12 @@ pub mod s3;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use extract::Extractor;
 pub use mailroom::{Delivery, MailCounts, Mailroom, WaitError};
 
+use crate::background::{self, CancellationToken};
 use crate::cognito::ResolvedTarget;
 use crate::scenario::{Otp, OtpSourceKind};
 
@@ -38,7 +38,7 @@ impl SourceError {
 /// A running source: its watcher task and the mailroom it fills.
 pub struct OtpSource {
     mailroom: Arc<Mailroom>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -49,7 +49,8 @@ impl OtpSource {
         let extractor = Extractor::new(&otp.code_pattern, otp.from.as_deref())
             .map_err(|e| SourceError::new("otp", format!("bad code pattern: {e}")))?;
         let mailroom = Arc::new(Mailroom::new());
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let task = match otp.source {
             OtpSourceKind::Outbox => {
                 let url = otp.outbox.url.clone().or_else(|| local_outbox.map(str::to_string)).ok_or_else(|| {
@@ -81,11 +82,7 @@ impl OtpSource {
 
     /// Stops the watcher and waits for it (5 s at most, then it is aborted).
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let mut task = self.task;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        background::finish(&self.stop, self.task, std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::watch;
 
 use super::{Extractor, Mailroom, SeenIds, SourceError, deliver};
+use crate::background::CancellationToken;
 
 #[derive(Deserialize)]
 struct Listing {
@@ -81,11 +81,11 @@ impl OutboxWatcher {
     }
 
     /// Polls until stopped.
-    pub async fn run(mut self, mailroom: Arc<Mailroom>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mailroom: Arc<Mailroom>, stop: CancellationToken) {
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.interval) => {}
             }
             match self.fetch().await {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use tokio::sync::watch;
 
 use super::{Extractor, Mailroom, SeenIds, SourceError, deliver};
+use crate::background::CancellationToken;
 use crate::scenario::{AfterRead, S3Options};
 
 pub struct S3Watcher {
@@ -94,11 +94,11 @@ impl S3Watcher {
     }
 
     /// Polls until stopped.
-    pub async fn run(mut self, mailroom: Arc<Mailroom>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mailroom: Arc<Mailroom>, stop: CancellationToken) {
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.options.poll_interval) => {}
             }
             let keys = match self.list().await {

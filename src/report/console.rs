@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use super::RunResult;
-use crate::checks::Status;
 
 pub fn render(r: &RunResult) -> String {
     let mut out = String::new();
@@ -35,11 +34,7 @@ pub fn render(r: &RunResult) -> String {
     }
     let _ = writeln!(out, "\n  checks:");
     for c in &r.checks {
-        let mark = match c.status {
-            Status::Pass => "ok  ",
-            Status::Fail => "FAIL",
-            Status::Skip => "skip",
-        };
+        let mark = c.status.label();
         let detail = if c.reason.is_empty() { String::new() } else { format!(" — {}", c.reason) };
         let _ = writeln!(out, "    {mark} {:<34} {:>5}/{:<5}{detail}", c.name, c.passed, c.passed + c.failed);
     }

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
+use crate::background::CancellationToken;
 use crate::metrics::Metrics;
 
 /// The file name in a run folder.
@@ -27,7 +28,7 @@ type Interval = (Duration, Duration, BTreeMap<String, Histogram<u64>>);
 pub struct HlogRecorder {
     path: PathBuf,
     ticker: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: CancellationToken,
     writer: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -63,12 +64,13 @@ impl HlogRecorder {
             std::io::Write::flush(&mut out)?;
             Ok(())
         })?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let ticker = tokio::spawn(async move {
             let mut last = started.elapsed();
             loop {
                 let stopping = tokio::select! {
-                    _ = stopped.changed() => true,
+                    _ = stopped.cancelled() => true,
                     _ = tokio::time::sleep(interval) => false,
                 };
                 let now = started.elapsed();
@@ -87,7 +89,8 @@ impl HlogRecorder {
 
     /// Writes the last interval and closes the file; returns its path.
     pub async fn finish(self) -> anyhow::Result<PathBuf> {
-        let _ = self.stop.send(true);
+        // The ticker writes the last interval as it ends, so it is waited for, not aborted.
+        self.stop.cancel();
         let _ = self.ticker.await;
         self.writer.join().map_err(|_| anyhow::anyhow!("the hlog writer panicked"))??;
         Ok(self.path)

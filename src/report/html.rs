@@ -124,11 +124,12 @@ fn checks_table(r: &RunResult) -> String {
         "<h2>Checks</h2>\n<table id=\"checks\"><tr><th>check</th><th>status</th><th>passed</th><th>failed</th><th>reason</th></tr>\n",
     );
     for c in &r.checks {
-        let (cls, label) = match c.status {
-            Status::Pass => ("pass", "pass"),
-            Status::Fail => ("fail", "FAIL"),
-            Status::Skip => ("skip", "skip"),
+        let cls = match c.status {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
         };
+        let label = c.status.label();
         let _ = writeln!(
             out,
             "<tr><td title=\"{}\"><code>{}</code></td><td><span class=\"badge {cls}\">{label}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
@@ -317,9 +318,7 @@ fn trim(v: f64) -> String {
     }
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use super::escape_markup as esc;
 
 #[cfg(test)]
 mod tests {

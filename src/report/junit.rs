@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::RunResult;
+use super::{RunResult, escape_markup as escape};
 use crate::checks::Status;
 
 pub fn render(r: &RunResult) -> String {
@@ -53,22 +53,6 @@ pub fn render(r: &RunResult) -> String {
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
-    out
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
     out
 }
 

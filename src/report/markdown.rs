@@ -32,9 +32,8 @@ pub fn render(r: &RunResult) -> String {
     let _ = writeln!(out, "## Checks\n\n| check | status | passed | failed | reason |\n|---|---|---:|---:|---|");
     for c in &r.checks {
         let status = match c.status {
-            Status::Pass => "pass",
-            Status::Fail => "**FAIL**",
-            Status::Skip => "skip",
+            Status::Fail => format!("**{}**", c.status.label()),
+            other => other.label().to_string(),
         };
         let _ = writeln!(out, "| `{}` | {status} | {} | {} | {} |", c.name, c.passed, c.failed, cell(&c.reason));
     }

@@ -133,3 +133,21 @@ pub fn run_dir(parent: &Path, name: &str, started: std::time::SystemTime) -> Pat
     let stamp = humantime::format_rfc3339_seconds(started).to_string().replace(':', "");
     parent.join(format!("{name}-{stamp}"))
 }
+
+/// Text made safe inside XML and HTML elements and attributes (junit.xml, report.html); control
+/// characters other than newline and tab, which XML 1.0 forbids, become spaces.
+pub(crate) fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -23,6 +23,7 @@ use goose::prelude::{
 };
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
+use crate::background::{self, CancellationToken};
 use crate::flows::{FlowContext, StepRecord};
 use crate::metrics::{FlowOutcome, LATE_AFTER};
 use crate::scenario::{FlowSpec, LoadModel, Scenario};
@@ -140,6 +141,8 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
     let users: Vec<String> = (0..vus as u32).map(|i| scenario.users.address(i)).collect();
     let schedule = flow_schedule(&scenario.flows);
     let in_flight = Arc::new(AtomicI64::new(0));
+    // One token stops the pacer, the progress line and the abort watchdog once goose is done.
+    let stop = CancellationToken::new();
     let mut pacer_task = None;
     let model = match load.model {
         LoadModel::Closed => Model::Closed {
@@ -152,9 +155,10 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
             let (tx, rx) = mpsc::channel(vus);
             let metrics = Arc::clone(&ctx.metrics);
             let (stages, start_rate) = (load.open_stages(), load.start_rate);
+            let pacer_stop = stop.clone();
             pacer_task = Some(tokio::spawn(async move {
                 pacer::run(stages, start_rate, places, tx, metrics, || {
-                    crate::interrupt::requested() || goose::is_killswitch_triggered()
+                    pacer_stop.is_cancelled() || crate::interrupt::requested() || goose::is_killswitch_triggered()
                 })
                 .await
             }));
@@ -170,18 +174,12 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
         error_backoff: load.error_backoff,
         in_flight: Arc::clone(&in_flight),
     });
-    let progress = progress::start(Arc::clone(&ctx.metrics), in_flight, scenario.report.progress);
+    let progress = progress::start(Arc::clone(&ctx.metrics), in_flight, scenario.report.progress, stop.clone());
     let aborted = Arc::new(parking_lot::Mutex::new(None));
-    let watchdog = abort_watch(scenario, Arc::clone(&ctx), Arc::clone(&aborted));
+    let watchdog = abort_watch(scenario, Arc::clone(&ctx), Arc::clone(&aborted), stop.clone());
     let result = attack(driver, scenario, vus, run_dir).await;
-    if let Some(stop) = progress {
-        let _ = stop.send(());
-    }
-    if let Some(task) = pacer_task {
-        task.abort();
-    }
-    if let Some(task) = watchdog {
-        task.abort();
+    for task in [progress, pacer_task, watchdog].into_iter().flatten() {
+        background::finish(&stop, task, Duration::from_secs(1)).await;
     }
     let aborted = aborted.lock().take();
     WorkloadEnd { interrupted: crate::interrupt::requested(), aborted, error: result.err() }
@@ -192,6 +190,7 @@ fn abort_watch(
     scenario: &Scenario,
     ctx: Arc<FlowContext>,
     aborted: Arc<parking_lot::Mutex<Option<String>>>,
+    stop: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let watched: Vec<crate::thresholds::Threshold> =
         scenario.thresholds().iter().filter(|t| scenario.load.abort_on.contains(&t.key)).cloned().collect();
@@ -202,7 +201,10 @@ fn abort_watch(
     Some(tokio::spawn(async move {
         let started = Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
             if started.elapsed() < grace {
                 continue;
             }

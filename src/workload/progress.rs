@@ -5,25 +5,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::background::CancellationToken;
 use crate::metrics::{Metrics, Step};
 
-/// Prints every `interval` until the returned sender is dropped or sent to.
+/// Prints every `interval` until `stop` is cancelled (nothing when the interval is zero).
 pub fn start(
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicI64>,
     interval: Duration,
-) -> Option<tokio::sync::oneshot::Sender<()>> {
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
     if interval.is_zero() {
         return None;
     }
-    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let started = Instant::now();
         let mut last_count = 0u64;
         let mut last_at = Instant::now();
         loop {
             tokio::select! {
-                _ = &mut rx => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
             let done: u64 = metrics.flows().values().map(|f| f.succeeded + f.errored + f.nonconforming).sum();
@@ -44,6 +45,5 @@ pub fn start(
                 }
             );
         }
-    });
-    Some(tx)
+    }))
 }
