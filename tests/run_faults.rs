@@ -104,6 +104,7 @@ async fn a_dropped_imap_connection_is_reopened_without_losing_codes() {
     assert!(count(&outcome, "/mail/reconnects") >= 1, "reconnected: {}", outcome.summary["mail"]);
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
     assert_eq!(count(&outcome, "/errors/OtpTimeout"), 0, "no code was lost: {}", outcome.summary["errors"]);
+    outcome.assert_no_secrets(&Secrets::default().with_password(&dovecot.password));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +122,7 @@ async fn a_server_without_idle_is_polled_instead() {
     let outcome = run_scenario(&scenario.text).await;
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert!(outcome.stderr.contains("does not offer IDLE"), "{}", outcome.stderr);
+    outcome.assert_no_secrets(&Secrets::default().with_password(&dovecot.password));
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
 }
 

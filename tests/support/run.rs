@@ -6,6 +6,29 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+#[allow(unused_imports)]
+pub use super::secrets::{Secrets, assert_clean, scan};
+
+/// Every file under `dir` (recursively), by path relative to it, sorted, as (lossy UTF-8) text.
+pub fn read_folder(dir: &Path) -> Vec<(String, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("folder readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).expect("file readable");
+                let name = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+                out.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// What a run left behind.
 pub struct RunOutcome {
     pub code: i32,
@@ -13,7 +36,7 @@ pub struct RunOutcome {
     pub stderr: String,
     pub dir: Option<PathBuf>,
     pub summary: Value,
-    /// Every report file's text.
+    /// Every file of the run folder (sub-folders too), by path relative to it, sorted, as text.
     pub files: Vec<(String, String)>,
     _temp: tempfile::TempDir,
 }
@@ -51,6 +74,23 @@ impl RunOutcome {
         all
     }
 
+    /// A report file's text, by its path in the run folder.
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, t)| t.as_str())
+    }
+
+    /// Every output of the run, named: stdout, stderr and each file of the run folder.
+    pub fn sources(&self) -> Vec<(&str, &str)> {
+        let mut all = vec![("stdout", self.stdout.as_str()), ("stderr", self.stderr.as_str())];
+        all.extend(self.files.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        all
+    }
+
+    /// No code in `secrets`, password, token or Session string in any output (see `secrets::scan`).
+    pub fn assert_no_secrets(&self, secrets: &Secrets) {
+        assert_clean(self.sources(), secrets);
+    }
+
     pub fn explain(&self) -> String {
         format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
     }
@@ -82,19 +122,13 @@ pub async fn run_with_args(scenario: &str, extra: &[&str]) -> RunOutcome {
         .await
         .expect("otp-harness runs");
     let dir = std::fs::read_dir(&reports).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path());
-    let mut files = Vec::new();
-    let mut summary = Value::Null;
-    if let Some(dir) = &dir {
-        for name in ["summary.json", "summary.md", "junit.xml"] {
-            if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-                if name == "summary.json" {
-                    summary = serde_json::from_str(&text).expect("summary.json is JSON");
-                }
-                files.push((name.to_string(), text));
-            }
-        }
-    }
-    RunOutcome {
+    let files = dir.as_deref().map(read_folder).unwrap_or_default();
+    let summary = files
+        .iter()
+        .find(|(n, _)| n == "summary.json")
+        .map(|(_, text)| serde_json::from_str(text).expect("summary.json is JSON"))
+        .unwrap_or(Value::Null);
+    let outcome = RunOutcome {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -102,7 +136,11 @@ pub async fn run_with_args(scenario: &str, extra: &[&str]) -> RunOutcome {
         summary,
         files,
         _temp: temp,
-    }
+    };
+    // Every run of every test: no token or Session string anywhere (tests that know the codes and
+    // passwords scan for those too).
+    outcome.assert_no_secrets(&Secrets::default());
+    outcome
 }
 
 /// A scenario against the embedded pool with codes from its outbox; `pool` is TOML for
