@@ -33,34 +33,6 @@ fn mailed_codes(pool: &RunningPool) -> Vec<String> {
         .collect()
 }
 
-/// An aws-kind scenario pointed at `pool`; `otp` is the `[otp]` table and what follows it.
-fn external_scenario(pool: &RunningPool, pattern: &str, count: u32, otp: &str) -> String {
-    format!(
-        r#"name = "external"
-[target]
-kind = "aws"
-region = "us-east-1"
-user_pool_id = "{pool_id}"
-client_id = "{client_id}"
-endpoint_url = "{endpoint}"
-issuer = "{issuer}"
-[users]
-test_users = true
-pattern = "{pattern}"
-count = {count}
-{otp}
-"#,
-        pool_id = pool.info().user_pool_id,
-        client_id = pool.info().client_id,
-        endpoint = pool.endpoint(),
-        issuer = pool.info().issuer,
-    )
-}
-
-fn outbox_otp(pool: &RunningPool) -> String {
-    format!("[otp]\nsource = \"outbox\"\n[otp.outbox]\nurl = \"{}/_aws/ses\"", pool.endpoint())
-}
-
 fn kinds(found: &[Finding]) -> Vec<&'static str> {
     found.iter().map(|f| f.kind).collect()
 }
@@ -108,7 +80,8 @@ async fn the_scanner_finds_real_tokens_session_strings_codes_and_passwords() {
 async fn no_code_or_token_appears_in_any_output() {
     let pool = own_pool(PoolConfig::default(), "ext+{n}@mail.test", 8).await;
     let rest = "[[flow]]\nkind = \"login\"\nweight = 3\n[[flow]]\nkind = \"lockout\"\nweight = 1\n[expect]\nmin_codes_for_randomness = 10\n[load]\nusers = 2\niterations = 4";
-    let scenario = external_scenario(&pool, "ext+{n}@mail.test", 8, &format!("{}\n{rest}", outbox_otp(&pool)));
+    let scenario =
+        external_scenario(&pool, pool.endpoint(), "ext+{n}@mail.test", 8, &format!("{}\n{rest}", outbox_otp(&pool)));
     let outcome = run_scenario(&scenario).await;
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert!(outcome.failed_checks().is_empty(), "{:?}", outcome.failed_checks());
@@ -131,7 +104,8 @@ async fn no_secret_in_the_reasons_of_a_failing_run() {
     config.defects.token = otp_harness::pool::config::TokenDefect::WrongSub;
     let pool = own_pool(config, "bad+{n}@mail.test", 10).await;
     let rest = "[[flow]]\nkind = \"login\"\nweight = 3\n[[flow]]\nkind = \"lockout\"\nweight = 1\n[probes]\ncode_randomness = false\n[load]\nusers = 2\niterations = 4";
-    let scenario = external_scenario(&pool, "bad+{n}@mail.test", 10, &format!("{}\n{rest}", outbox_otp(&pool)));
+    let scenario =
+        external_scenario(&pool, pool.endpoint(), "bad+{n}@mail.test", 10, &format!("{}\n{rest}", outbox_otp(&pool)));
     let outcome = run_scenario(&scenario).await;
     assert_eq!(outcome.code, 98, "{}", outcome.explain());
     let mut failed = outcome.failed_checks();
@@ -188,7 +162,7 @@ async fn no_secret_in_the_warnings_of_a_run_with_faults() {
         dovecot.user,
         password.path().display()
     );
-    let scenario = external_scenario(&pool, "loadtest+{n}@mail.test", 9, &otp);
+    let scenario = external_scenario(&pool, pool.endpoint(), "loadtest+{n}@mail.test", 9, &otp);
     let kick = async {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         dovecot.kick().expect("kick");

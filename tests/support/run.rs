@@ -179,6 +179,41 @@ iterations = {iterations}
     )
 }
 
+/// An aws-kind scenario for `pool`, its Cognito API at `endpoint` (the pool's own, or a proxy in front of
+/// it); `otp` is the `[otp]` table and what follows it.
+pub fn external_scenario(
+    pool: &otp_harness::pool::RunningPool,
+    endpoint: &str,
+    pattern: &str,
+    count: u32,
+    otp: &str,
+) -> String {
+    format!(
+        r#"name = "external"
+[target]
+kind = "aws"
+region = "us-east-1"
+user_pool_id = "{pool_id}"
+client_id = "{client_id}"
+endpoint_url = "{endpoint}"
+issuer = "{issuer}"
+[users]
+test_users = true
+pattern = "{pattern}"
+count = {count}
+{otp}
+"#,
+        pool_id = pool.info().user_pool_id,
+        client_id = pool.info().client_id,
+        issuer = pool.info().issuer,
+    )
+}
+
+/// `[otp]` reading `pool`'s outbox.
+pub fn outbox_otp(pool: &otp_harness::pool::RunningPool) -> String {
+    format!("[otp]\nsource = \"outbox\"\n[otp.outbox]\nurl = \"{}/_aws/ses\"", pool.endpoint())
+}
+
 /// The repository's own file.
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
