@@ -258,3 +258,79 @@ async fn a_get_user_answer_about_someone_else_fails_the_tokens_check() {
         }
     }
 }
+
+/// The status and reason of `check`.
+fn verdict(outcome: &RunOutcome, check: &str) -> (Option<String>, String) {
+    (outcome.check(check), reason(outcome, check))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revealed_user_existence_is_expected_of_a_legacy_pool_and_not_of_an_enabled_one() {
+    let expect = "[probes]\ncode_randomness = false\n[expect]\nuser_existence = \"revealed\"";
+    let legacy = local_scenario("prevent_user_existence_errors = \"LEGACY\"", 1, 2, expect);
+    let enabled = local_scenario("prevent_user_existence_errors = \"ENABLED\"", 1, 2, expect);
+    let (legacy, enabled) = tokio::join!(run_scenario(&legacy), run_scenario(&enabled));
+
+    assert_eq!(legacy.code, 0, "{}", legacy.explain());
+    assert_eq!(verdict(&legacy, "probe.unknown_user_answer"), (Some("pass".into()), String::new()));
+    assert_eq!(
+        verdict(&legacy, "probe.unknown_user_timing"),
+        (Some("skip".into()), "unknown users are revealed by design (expect.user_existence)".into())
+    );
+
+    assert_eq!(enabled.code, 98, "{}", enabled.explain());
+    assert_eq!(enabled.failed_checks(), ["probe.unknown_user_answer"]);
+    assert_eq!(
+        reason(&enabled, "probe.unknown_user_answer"),
+        "expected UserNotFoundException for unknown users (expect.user_existence = \"revealed\"), got a challenge"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_code_every_round_is_expected_only_when_said() {
+    let expect = "[probes]\nunknown_user = false\ncode_randomness = false\n[expect]\nnew_code_each_attempt = false";
+    let same = local_scenario("[target.pool.defects]\nsame_code_every_round = true", 2, 4, expect);
+    let fresh = local_scenario("", 2, 4, expect);
+    let (same, fresh) = tokio::join!(run_scenario(&same), run_scenario(&fresh));
+
+    assert_eq!(same.code, 0, "{}", same.explain());
+    assert_eq!(verdict(&same, "probe.new_code_each_attempt"), (Some("pass".into()), String::new()));
+    assert_eq!(
+        verdict(&same, "probe.first_code_after_retry"),
+        (Some("skip".into()), "both rounds mailed the same code".into())
+    );
+    assert_eq!(same.check("retry").as_deref(), Some("pass"), "the one code signs in after wrong ones");
+
+    assert_eq!(fresh.code, 98, "{}", fresh.explain());
+    assert_eq!(fresh.failed_checks(), ["probe.new_code_each_attempt"]);
+    assert_eq!(
+        reason(&fresh, "probe.new_code_each_attempt"),
+        "round 2 mailed a new code; expect.new_code_each_attempt = false"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_locking_earlier_than_expected_fails_lockout_and_retry() {
+    // The pool locks at the 2nd wrong code; the scenario expects 3 (retry flows answer 2 wrong codes).
+    let probes = "[probes]\nunknown_user = false\ncode_randomness = false";
+    let outcome = run_scenario(&local_scenario("max_attempts = 2", 2, 8, probes)).await;
+    assert_eq!(outcome.code, 98, "{}", outcome.explain());
+    let mut failed = outcome.failed_checks();
+    failed.sort();
+    assert_eq!(failed, ["lockout", "retry"]);
+    let lockout = reason(&outcome, "lockout");
+    assert!(
+        lockout.starts_with("the sign-in ended after 2 wrong code(s) (")
+            && lockout.contains("Incorrect username or password.")
+            && lockout.ends_with("); expected 3"),
+        "{lockout}"
+    );
+    let retry = reason(&outcome, "retry");
+    assert!(
+        retry.starts_with("the sign-in ended after 2 wrong code(s) (")
+            && retry.contains("Incorrect username or password.")
+            && retry.ends_with("); expect.max_attempts = 3"),
+        "{retry}"
+    );
+    assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"), "plain sign-ins are not affected");
+}
