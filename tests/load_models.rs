@@ -175,11 +175,13 @@ async fn ctrl_c_stops_the_run_cleanly_and_still_writes_every_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "what ran passed:\n{stderr}");
     let dir = std::fs::read_dir(&reports).expect("reports").next().expect("a run folder").expect("entry").path();
-    for file in ["summary.json", "summary.md", "junit.xml", "report.html", "latency.hlog"] {
-        assert!(dir.join(file).exists(), "{file} written");
-    }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    // Every report written in full, each saying what summary.json says.
+    let summary = assert_reports(&dir, 0);
+    let files = read_folder(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let outputs = [("stdout", stdout.as_ref()), ("stderr", stderr.as_ref())];
+    assert_clean(outputs.into_iter().chain(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))), &Secrets::default());
+    assert!(summary["steps"]["login"]["count"].as_u64().unwrap_or(0) > 0, "sign-ins in the reports");
     assert!(summary["notes"].to_string().contains("interrupted by Ctrl-C"), "{}", summary["notes"]);
     assert!(summary["load"]["elapsed_secs"].as_f64().unwrap_or(99.0) < 20.0);
     assert!(summary["flows"]["login"]["succeeded"].as_u64().unwrap_or(0) > 0, "what ran is reported");

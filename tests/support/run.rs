@@ -214,6 +214,55 @@ pub fn outbox_otp(pool: &otp_harness::pool::RunningPool) -> String {
     format!("[otp]\nsource = \"outbox\"\n[otp.outbox]\nurl = \"{}/_aws/ses\"", pool.endpoint())
 }
 
+/// Reads back every report of a run folder and checks each says what summary.json says: summary.json
+/// parses with its schema and `code`, junit.xml has a test case per check and threshold (failures
+/// where they failed), report.html and summary.md show the verdict and exit code, latency.hlog parses
+/// and holds as many samples per step as summary.json counts. Returns summary.json.
+pub fn assert_reports(dir: &Path, code: i32) -> Value {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let summary: Value = serde_json::from_str(&read("summary.json")).expect("summary.json is JSON");
+    assert_eq!(summary["schema"], "otp-harness/summary/v1");
+    assert_eq!(summary["exit_code"].as_i64(), Some(i64::from(code)), "summary.json exit_code");
+    let verdict = summary["verdict"].as_str().expect("verdict");
+    let label = match verdict {
+        "pass" => "PASS",
+        "conformance_failure" => "CONFORMANCE FAILURE",
+        "threshold_breached" => "THRESHOLD BREACHED",
+        _ => "THE RUN COULD NOT HAPPEN",
+    };
+    let checks = summary["checks"].as_array().expect("checks");
+    let thresholds = summary["thresholds"].as_array().expect("thresholds");
+    let failures = checks.iter().filter(|c| c["status"] == "fail").count()
+        + thresholds.iter().filter(|t| t["passed"] == false).count();
+
+    let junit = read("junit.xml");
+    let cases = junit.matches("<testcase ").count();
+    assert!(cases > 0, "junit.xml has test cases:\n{junit}");
+    assert_eq!(cases, checks.len() + thresholds.len(), "a test case per check and threshold:\n{junit}");
+    assert!(junit.contains(&format!("tests=\"{cases}\" failures=\"{failures}\"")), "{junit}");
+    assert_eq!(junit.matches("<failure ").count(), failures, "{junit}");
+    for check in checks {
+        let name = check["name"].as_str().expect("name");
+        assert!(junit.contains(&format!("name=\"{name}\"")), "{name} in junit.xml");
+    }
+
+    let html = read("report.html");
+    assert!(html.contains(&format!("id=\"verdict\">{label} (exit {code})</span>")), "report.html shows the verdict");
+    assert!(html.trim_end().ends_with("</html>"), "report.html is complete");
+    let markdown = read("summary.md");
+    let first = markdown.lines().next().unwrap_or_default();
+    assert!(first.starts_with("# otp-harness: ") && first.ends_with(&format!("(exit {code})")), "{first}");
+
+    let entries = otp_harness::report::hlog::read(&dir.join("latency.hlog")).expect("latency.hlog parses");
+    assert!(!entries.is_empty(), "latency.hlog holds intervals");
+    for (step, stats) in summary["steps"].as_object().expect("steps") {
+        let in_hlog: u64 =
+            entries.iter().filter(|e| e.tag.as_deref() == Some(step.as_str())).map(|e| e.histogram.len()).sum();
+        assert_eq!(Some(in_hlog), stats["count"].as_u64(), "{step}: latency.hlog and summary.json agree");
+    }
+    summary
+}
+
 /// The repository's own file.
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
