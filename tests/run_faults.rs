@@ -44,6 +44,10 @@ async fn throttling_is_counted_apart_and_the_run_goes_on() {
             .iter()
             .any(|(n, t)| n == "junit.xml" && t.contains("throttled.count == 0") && t.contains("<failure"))
     );
+    assert_eq!(breached.breached_thresholds(), ["throttled.count"]);
+    let (_, observed, reason) = breached.threshold("throttled.count").expect("evaluated");
+    assert_eq!(observed, breached.summary["throttled"].as_f64(), "the throttled count: {reason}");
+    assert!(observed.unwrap_or(0.0) > 0.0 && reason.contains("breached"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,4 +137,13 @@ async fn an_unmeetable_threshold_exits_99() {
     let thresholds = outcome.summary["thresholds"].as_array().expect("thresholds");
     assert_eq!(thresholds.iter().filter(|t| t["passed"] == false).count(), 1, "only the p99 is breached");
     assert!(outcome.stdout.contains("THRESHOLD BREACHED"));
+    assert_eq!(outcome.breached_thresholds(), ["login.p99"], "the breached one is named");
+    let (passed, observed, reason) = outcome.threshold("login.p99").expect("login.p99 evaluated");
+    let p99 = observed.expect("an observed p99");
+    assert!(!passed && p99 > 1.0, "{reason}");
+    assert_eq!(p99, outcome.summary["steps"]["login"]["p99_ms"].as_f64().unwrap_or(f64::NAN));
+    assert!(reason.starts_with("login.p99 = ") && reason.contains("breached"), "{reason}");
+    assert!(outcome.stdout.contains(&format!("FAIL {reason}")), "the terminal names it: {}", outcome.stdout);
+    let (passed, observed, _) = outcome.threshold("login.success_rate").expect("evaluated");
+    assert!(passed && observed == Some(1.0));
 }

@@ -52,6 +52,25 @@ impl RunOutcome {
             .map(str::to_string)
     }
 
+    /// A threshold's result in summary.json: passed, observed value, reason.
+    pub fn threshold(&self, key: &str) -> Option<(bool, Option<f64>, String)> {
+        let t = self.summary["thresholds"].as_array()?.iter().find(|t| t["key"] == key)?;
+        Some((t["passed"].as_bool()?, t["observed"].as_f64(), t["reason"].as_str()?.to_string()))
+    }
+
+    /// Keys of the breached thresholds.
+    pub fn breached_thresholds(&self) -> Vec<String> {
+        self.summary["thresholds"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|t| t["passed"] == false)
+                    .filter_map(|t| t["key"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn failed_checks(&self) -> Vec<String> {
         self.summary["checks"]
             .as_array()
