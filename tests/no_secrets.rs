@@ -150,7 +150,7 @@ async fn no_secret_in_the_warnings_of_a_run_with_faults() {
     config.faults.trigger = vec![TriggerFault {
         trigger: otp_harness::pool::config::Trigger::Create,
         failure: TriggerFailure::Error,
-        rate: 0.1,
+        rate: 0.35,
         after: Duration::from_secs(5),
     }];
     let pool = own_pool(config, "loadtest+{n}@mail.test", 9).await;
