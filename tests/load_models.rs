@@ -55,6 +55,16 @@ async fn the_closed_model_meets_its_thresholds() {
     assert_eq!(outcome.summary["load"]["model"], "closed");
     assert_eq!(f(&outcome, "/flows/login/started"), 20.0, "4 users × 5 iterations");
     assert_eq!(f(&outcome, "/flow_steps/login/login/count"), 20.0);
+    // Both thresholds were evaluated against what was measured.
+    let (passed, observed, reason) = outcome.threshold("login.success_rate").expect("login.success_rate evaluated");
+    assert!(passed && observed == Some(1.0), "{reason}");
+    assert_eq!(reason, "login.success_rate = 100.00%, within >= 99.00%");
+    let (passed, observed, reason) = outcome.threshold("initiate.p99").expect("initiate.p99 evaluated");
+    let p99 = observed.expect("an observed p99");
+    assert!(passed && p99 > 0.0 && p99 < 2000.0, "{reason}");
+    assert_eq!(p99, f(&outcome, "/steps/initiate/p99_ms"), "the p99 reported for the step");
+    assert!(outcome.stdout.contains("ok   initiate.p99 = "), "{}", outcome.stdout);
+    assert_eq!(outcome.summary["thresholds"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,6 +80,9 @@ async fn the_open_model_starts_sign_ins_at_the_rate_and_meets_its_thresholds() {
     let started = f(&outcome, "/flows/login/started");
     assert!((43.0..=45.0).contains(&started), "15/s for 3 s: {started}");
     assert_eq!(f(&outcome, "/load/dropped"), 0.0);
+    assert_eq!(outcome.threshold("dropped.count").map(|t| (t.0, t.1)), Some((true, Some(0.0))));
+    let (passed, observed, _) = outcome.threshold("login.success_rate").expect("evaluated");
+    assert!(passed && observed == Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +98,8 @@ async fn an_open_model_without_enough_room_drops_starts_and_breaches() {
     let started = f(&outcome, "/flows/login/started");
     assert!(dropped >= 10.0, "one user at 400 ms+ cannot take 10 starts a second: dropped {dropped}");
     assert!((18.0..=20.0).contains(&(dropped + started)), "every start was taken or dropped: {dropped} + {started}");
+    assert_eq!(outcome.breached_thresholds(), ["dropped.count"]);
+    assert_eq!(outcome.threshold("dropped.count").and_then(|t| t.1), Some(dropped), "the count observed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,11 +190,13 @@ async fn ctrl_c_stops_the_run_cleanly_and_still_writes_every_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "what ran passed:\n{stderr}");
     let dir = std::fs::read_dir(&reports).expect("reports").next().expect("a run folder").expect("entry").path();
-    for file in ["summary.json", "summary.md", "junit.xml", "report.html", "latency.hlog"] {
-        assert!(dir.join(file).exists(), "{file} written");
-    }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    // Every report written in full, each saying what summary.json says.
+    let summary = assert_reports(&dir, 0);
+    let files = read_folder(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let outputs = [("stdout", stdout.as_ref()), ("stderr", stderr.as_ref())];
+    assert_clean(outputs.into_iter().chain(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))), &Secrets::default());
+    assert!(summary["steps"]["login"]["count"].as_u64().unwrap_or(0) > 0, "sign-ins in the reports");
     assert!(summary["notes"].to_string().contains("interrupted by Ctrl-C"), "{}", summary["notes"]);
     assert!(summary["load"]["elapsed_secs"].as_f64().unwrap_or(99.0) < 20.0);
     assert!(summary["flows"]["login"]["succeeded"].as_u64().unwrap_or(0) > 0, "what ran is reported");

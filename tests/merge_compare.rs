@@ -67,6 +67,9 @@ async fn two_workers_merge_into_one_exact_report() {
         assert_eq!(w.code, 99, "alone, a worker misses the count: {}", w.explain());
     }
     let (d0, d1) = (w0.dir.clone().expect("worker 0"), w1.dir.clone().expect("worker 1"));
+    for dir in [&d0, &d1] {
+        assert_eq!(assert_reports(dir, 99)["verdict"], "threshold_breached");
+    }
     let out = tempfile::tempdir().expect("out");
     let merged_dir = out.path().join("merged");
     let (code, stdout, stderr) = binary(&["merge", path(&d0), path(&d1), "--out", path(&merged_dir)]).await;
@@ -96,7 +99,13 @@ async fn two_workers_merge_into_one_exact_report() {
         let merged_passed = merged.checks.iter().find(|c| c.name == check).map(|c| c.passed);
         assert_eq!(merged_passed, Some(sum(&r0) + sum(&r1)), "{check}");
     }
-    assert!(merged_dir.join("latency.hlog").exists() && merged_dir.join("junit.xml").exists());
+    let summary = assert_reports(&merged_dir, 0);
+    let files = read_folder(&merged_dir);
+    let outputs = [("stdout", stdout.as_str()), ("stderr", stderr.as_str())];
+    assert_clean(outputs.into_iter().chain(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))), &Secrets::default());
+    assert_eq!(summary["verdict"], "pass");
+    let count = summary["steps"]["login"]["count"].as_u64().unwrap_or(0);
+    assert_eq!(count, r0.steps["login"].count + r1.steps["login"].count, "the merged reports hold both workers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,6 +119,7 @@ async fn merging_one_run_reproduces_it() {
     let (original, merged) = (RunResult::read(&dir).expect("run"), RunResult::read(out.path()).expect("merged"));
     assert_eq!(original.steps, merged.steps, "the hlog carries the run's histograms in full");
     assert_eq!(original.flow_steps, merged.flow_steps);
+    assert_reports(out.path(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,3 +106,26 @@ async fn a_missing_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the scenario"));
 }
+
+/// An unparsable threshold is refused by `run --check` (exit 2) and the error names its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_that_cannot_be_parsed_is_refused_by_check() {
+    for (key, condition, why) in [
+        ("login.p99", "fast", "\"fast\" is not a duration like 800ms or 2s"),
+        ("login.success_rate", ">= 99", "\"99\" is not a percentage like 99%"),
+        ("throttled.count", "== none", "\"none\" is not a number"),
+        ("login.p99x", "2s", "unknown metric \"p99x\""),
+    ] {
+        let text = format!("{GOOD}[thresholds]\n\"{key}\" = \"{condition}\"\n");
+        let outcome = run_with_args(&text, &["--check"]).await;
+        assert_eq!(outcome.code, 2, "{key}: {}", outcome.explain());
+        assert!(outcome.dir.is_none(), "nothing ran");
+        let stderr = &outcome.stderr;
+        assert_eq!(stderr.matches("error:").count(), 1, "one error: {stderr}");
+        assert!(stderr.contains(&format!("threshold \"{key}\" = \"{condition}\"")), "names the key: {stderr}");
+        assert!(stderr.contains(why), "says why ({why}): {stderr}");
+        assert!(stderr.contains("fix:"), "{stderr}");
+    }
+    let fine = run_with_args(&format!("{GOOD}[thresholds]\n\"login.p99\" = \"2s\"\n"), &["--check"]).await;
+    assert_eq!(fine.code, 0, "control: a threshold that parses: {}", fine.explain());
+}

@@ -44,6 +44,10 @@ async fn throttling_is_counted_apart_and_the_run_goes_on() {
             .iter()
             .any(|(n, t)| n == "junit.xml" && t.contains("throttled.count == 0") && t.contains("<failure"))
     );
+    assert_eq!(breached.breached_thresholds(), ["throttled.count"]);
+    let (_, observed, reason) = breached.threshold("throttled.count").expect("evaluated");
+    assert_eq!(observed, breached.summary["throttled"].as_f64(), "the throttled count: {reason}");
+    assert!(observed.unwrap_or(0.0) > 0.0 && reason.contains("breached"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,6 +108,7 @@ async fn a_dropped_imap_connection_is_reopened_without_losing_codes() {
     assert!(count(&outcome, "/mail/reconnects") >= 1, "reconnected: {}", outcome.summary["mail"]);
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
     assert_eq!(count(&outcome, "/errors/OtpTimeout"), 0, "no code was lost: {}", outcome.summary["errors"]);
+    outcome.assert_no_secrets(&Secrets::default().with_password(&dovecot.password));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +126,7 @@ async fn a_server_without_idle_is_polled_instead() {
     let outcome = run_scenario(&scenario.text).await;
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     assert!(outcome.stderr.contains("does not offer IDLE"), "{}", outcome.stderr);
+    outcome.assert_no_secrets(&Secrets::default().with_password(&dovecot.password));
     assert_eq!(outcome.check("sign_in").as_deref(), Some("pass"));
 }
 
@@ -131,4 +137,13 @@ async fn an_unmeetable_threshold_exits_99() {
     let thresholds = outcome.summary["thresholds"].as_array().expect("thresholds");
     assert_eq!(thresholds.iter().filter(|t| t["passed"] == false).count(), 1, "only the p99 is breached");
     assert!(outcome.stdout.contains("THRESHOLD BREACHED"));
+    assert_eq!(outcome.breached_thresholds(), ["login.p99"], "the breached one is named");
+    let (passed, observed, reason) = outcome.threshold("login.p99").expect("login.p99 evaluated");
+    let p99 = observed.expect("an observed p99");
+    assert!(!passed && p99 > 1.0, "{reason}");
+    assert_eq!(p99, outcome.summary["steps"]["login"]["p99_ms"].as_f64().unwrap_or(f64::NAN));
+    assert!(reason.starts_with("login.p99 = ") && reason.contains("breached"), "{reason}");
+    assert!(outcome.stdout.contains(&format!("FAIL {reason}")), "the terminal names it: {}", outcome.stdout);
+    let (passed, observed, _) = outcome.threshold("login.success_rate").expect("evaluated");
+    assert!(passed && observed == Some(1.0));
 }

@@ -155,3 +155,330 @@ impl TokenChecker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-signed tokens, each wrong in one way, against a JWKS made here: every sub-check of
+    //! `TokenChecker` fails once with its own reason, and a right pair passes.
+
+    use std::sync::LazyLock;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TokTest01";
+    const CLIENT: &str = "tokentestclient00000000001";
+    const EMAIL: &str = "User+1@Mail.Test";
+    const SUB: &str = "0c5a4f9e-1111-4000-8000-000000000001";
+    const USERNAME: &str = "0c5a4f9e-1111-4000-8000-000000000001";
+
+    /// The key in the JWKS (kid "k1") and one outside it.
+    static KEYS: LazyLock<(KeyPair, KeyPair)> = LazyLock::new(|| {
+        (KeyPair::generate(KeySize::Rsa2048).expect("key"), KeyPair::generate(KeySize::Rsa2048).expect("other key"))
+    });
+
+    fn now() -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64
+    }
+
+    fn rsa_jwk(pair: &KeyPair, kid: &str) -> Value {
+        let c = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        json!({ "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e) })
+    }
+
+    /// k1 (the signing key), "broken" (an RSA key whose modulus is not base64url) and "hmac" (a
+    /// symmetric key: an RS256 token must not verify against it).
+    fn checker() -> TokenChecker {
+        let jwks = json!({ "keys": [
+            rsa_jwk(&KEYS.0, "k1"),
+            { "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "broken", "n": "%%%", "e": "AQAB" },
+            { "kty": "oct", "kid": "hmac", "k": "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk" },
+        ]});
+        TokenChecker::with_jwks(ISSUER, CLIENT, serde_json::from_value(jwks).expect("JWK set"))
+    }
+
+    fn sign_with(header: &Value, claims: &Value, key: &KeyPair) -> String {
+        let mut token = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("header")),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims"))
+        );
+        let mut signature = vec![0u8; key.public_modulus_len()];
+        key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature).expect("signs");
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(&signature));
+        token
+    }
+
+    fn sign(claims: &Value) -> String {
+        sign_with(&json!({ "kid": "k1", "alg": "RS256" }), claims, &KEYS.0)
+    }
+
+    /// Claims of a right ID and access token pair, as Cognito issues them (the access token has no aud).
+    fn claims() -> (Value, Value) {
+        let (iat, origin) = (now(), uuid::Uuid::new_v4().to_string());
+        let id = json!({ "sub": SUB, "email_verified": true, "iss": ISSUER, "cognito:username": USERNAME,
+            "origin_jti": origin, "aud": CLIENT, "event_id": "e1", "token_use": "id", "auth_time": iat,
+            "exp": iat + 3600, "iat": iat, "jti": uuid::Uuid::new_v4().to_string(), "email": "user+1@mail.test" });
+        let access = json!({ "sub": SUB, "iss": ISSUER, "client_id": CLIENT, "origin_jti": origin, "event_id": "e1",
+            "token_use": "access", "scope": "aws.cognito.signin.user.admin", "auth_time": iat,
+            "exp": iat + 3600, "iat": iat, "jti": uuid::Uuid::new_v4().to_string(), "username": USERNAME });
+        (id, access)
+    }
+
+    fn tokens(id_token: String, access_token: String) -> Tokens {
+        Tokens { id_token, access_token, has_refresh_token: true, expires_in: 3600, token_type: Some("Bearer".into()) }
+    }
+
+    /// The problems with a right pair after `edit` changed its claims.
+    fn problems_after(edit: impl FnOnce(&mut Value, &mut Value)) -> Vec<String> {
+        let (mut id, mut access) = claims();
+        edit(&mut id, &mut access);
+        checker().check(&tokens(sign(&id), sign(&access)), EMAIL).0
+    }
+
+    fn remove(v: &mut Value, key: &str) {
+        v.as_object_mut().expect("object").remove(key);
+    }
+
+    #[test]
+    fn a_right_pair_passes_and_names_the_user() {
+        let (id, access) = claims();
+        let (problems, identity) = checker().check(&tokens(sign(&id), sign(&access)), EMAIL);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(identity, Some((SUB.to_string(), USERNAME.to_string())));
+        // exp within the 5 s leeway still passes.
+        let p = problems_after(|id, _| {
+            id["exp"] = json!(now() - 2);
+            id["iat"] = json!(now() - 2 - 3600);
+        });
+        assert_eq!(p, Vec::<String>::new(), "leeway");
+    }
+
+    #[test]
+    fn token_type_and_refresh_token() {
+        let (id, access) = claims();
+        let mut t = tokens(sign(&id), sign(&access));
+        t.token_type = Some("Mac".into());
+        t.has_refresh_token = false;
+        assert_eq!(checker().check(&t, EMAIL).0, ["TokenType is Some(\"Mac\"), not \"Bearer\"", "no RefreshToken"]);
+    }
+
+    /// `id_token` in place of a right ID token (the access token stays right).
+    fn id_problems(id_token: String) -> Vec<String> {
+        let (_, access) = claims();
+        checker().check(&tokens(id_token, sign(&access)), EMAIL).0
+    }
+
+    #[test]
+    fn not_a_jwt() {
+        let p = id_problems("not-a-jwt".into());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("ID token is not a JWT ("), "{p:?}");
+    }
+
+    #[test]
+    fn alg_other_than_rs256() {
+        let (id, _) = claims();
+        let p = id_problems(sign_with(&json!({ "kid": "k1", "alg": "HS256" }), &id, &KEYS.0));
+        assert_eq!(p, ["ID token: alg is HS256, not RS256"]);
+    }
+
+    #[test]
+    fn no_kid() {
+        let (id, _) = claims();
+        assert_eq!(id_problems(sign_with(&json!({ "alg": "RS256" }), &id, &KEYS.0)), ["ID token has no kid"]);
+    }
+
+    #[test]
+    fn kid_not_in_the_jwks() {
+        let (id, _) = claims();
+        let p = id_problems(sign_with(&json!({ "kid": "nope", "alg": "RS256" }), &id, &KEYS.1));
+        assert_eq!(p, ["ID token: kid nope is not in the pool's JWKS"]);
+    }
+
+    #[test]
+    fn an_unusable_jwks_key() {
+        let (id, _) = claims();
+        let p = id_problems(sign_with(&json!({ "kid": "broken", "alg": "RS256" }), &id, &KEYS.0));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("JWKS key broken is unusable ("), "{p:?}");
+    }
+
+    #[test]
+    fn a_kid_naming_a_symmetric_key() {
+        let (id, _) = claims();
+        let p = id_problems(sign_with(&json!({ "kid": "hmac", "alg": "RS256" }), &id, &KEYS.0));
+        assert_eq!(p, ["ID token rejected: InvalidKeyFormat"]);
+    }
+
+    #[test]
+    fn a_signature_by_another_key() {
+        let (id, _) = claims();
+        let p = id_problems(sign_with(&json!({ "kid": "k1", "alg": "RS256" }), &id, &KEYS.1));
+        assert_eq!(p, ["ID token rejected: the signature does not verify"]);
+        // A right token with its payload swapped for another's: the signature no longer covers it.
+        let (other, _) = claims();
+        let (right, forged) = (sign(&id), sign(&other));
+        let parts: Vec<&str> = right.split('.').collect();
+        let spliced = format!("{}.{}.{}", parts[0], forged.split('.').nth(1).expect("payload"), parts[2]);
+        assert_eq!(id_problems(spliced), ["ID token rejected: the signature does not verify"]);
+    }
+
+    #[test]
+    fn expired() {
+        let p = problems_after(|_, access| {
+            access["exp"] = json!(now() - 60);
+            access["iat"] = json!(now() - 60 - 3600);
+        });
+        assert_eq!(p, ["access token rejected: it has expired"]);
+    }
+
+    #[test]
+    fn another_issuer() {
+        let p = problems_after(|id, _| id["iss"] = json!(format!("{ISSUER}-elsewhere")));
+        assert_eq!(p, [format!("ID token rejected: iss is not {ISSUER}")]);
+    }
+
+    #[test]
+    fn another_audience() {
+        let p = problems_after(|id, _| id["aud"] = json!("someotherclient00000000001"));
+        assert_eq!(p, ["ID token rejected: aud is not the app client id"]);
+    }
+
+    #[test]
+    fn required_claims_missing() {
+        assert_eq!(problems_after(|id, _| remove(id, "sub")), ["ID token rejected: MissingRequiredClaim(\"sub\")"]);
+        assert_eq!(
+            problems_after(|_, access| remove(access, "exp")),
+            ["access token rejected: MissingRequiredClaim(\"exp\")"]
+        );
+        assert_eq!(problems_after(|id, _| remove(id, "iss")), ["ID token rejected: MissingRequiredClaim(\"iss\")"]);
+    }
+
+    /// aws-jwt-verify refuses an ID token without `aud`; this checker lets it pass, because `verify`
+    /// requires only exp, iss and sub (`set_required_spec_claims`): "aud" belongs there for ID tokens.
+    #[test]
+    #[ignore = "checker gap: an ID token without aud passes (see verify's set_required_spec_claims)"]
+    fn an_id_token_without_aud() {
+        assert_eq!(problems_after(|id, _| remove(id, "aud")), ["ID token rejected: MissingRequiredClaim(\"aud\")"]);
+    }
+
+    #[test]
+    fn token_use() {
+        assert_eq!(
+            problems_after(|id, _| id["token_use"] = json!("access")),
+            ["ID token: token_use is Some(\"access\"), not \"id\""]
+        );
+        assert_eq!(
+            problems_after(|_, access| remove(access, "token_use")),
+            ["access token: token_use is None, not \"access\""]
+        );
+    }
+
+    #[test]
+    fn lifetime_and_expires_in() {
+        assert_eq!(
+            problems_after(|id, _| id["exp"] = json!(id["iat"].as_i64().expect("iat") + 4200)),
+            ["ID token: exp - iat = 4200s but ExpiresIn = 3600s"]
+        );
+        assert_eq!(problems_after(|_, access| remove(access, "iat")), ["access token: no iat"]);
+        let (id, access) = claims();
+        let mut t = tokens(sign(&id), sign(&access));
+        t.expires_in = 300;
+        assert_eq!(
+            checker().check(&t, EMAIL).0,
+            [
+                "ID token: exp - iat = 3600s but ExpiresIn = 300s",
+                "access token: exp - iat = 3600s but ExpiresIn = 300s"
+            ]
+        );
+    }
+
+    #[test]
+    fn jti_missing_or_used_twice() {
+        assert_eq!(problems_after(|id, _| remove(id, "jti")), ["ID token: no jti"]);
+        assert_eq!(
+            problems_after(|id, access| access["jti"] = id["jti"].clone()),
+            ["access token: jti was already used by another token"]
+        );
+        // Across sign-ins: the checker remembers every jti of the run.
+        let checker = checker();
+        let (id, access) = claims();
+        assert!(checker.check(&tokens(sign(&id), sign(&access)), EMAIL).0.is_empty());
+        let (mut id2, access2) = claims();
+        id2["jti"] = id["jti"].clone();
+        assert_eq!(
+            checker.check(&tokens(sign(&id2), sign(&access2)), EMAIL).0,
+            ["ID token: jti was already used by another token"]
+        );
+    }
+
+    #[test]
+    fn client_id() {
+        assert_eq!(
+            problems_after(|_, access| access["client_id"] = json!("someotherclient00000000001")),
+            ["access token: client_id is not the app client's"]
+        );
+        assert_eq!(
+            problems_after(|_, access| remove(access, "client_id")),
+            ["access token: client_id is not the app client's"]
+        );
+    }
+
+    #[test]
+    fn sub() {
+        assert_eq!(
+            problems_after(|_, access| access["sub"] = json!("0c5a4f9e-2222-4000-8000-000000000002")),
+            ["ID and access tokens name different subs"]
+        );
+    }
+
+    #[test]
+    fn email() {
+        // Compared without regard to case: EMAIL is the user's address in other capitals.
+        assert_eq!(
+            problems_after(|id, _| id["email"] = json!("someone.else@mail.test")),
+            ["ID token: email is not the user's address"]
+        );
+        assert_eq!(problems_after(|id, _| remove(id, "email")), ["ID token: email is not the user's address"]);
+    }
+
+    #[test]
+    fn username() {
+        assert_eq!(
+            problems_after(|_, access| access["username"] = json!("another-user")),
+            ["ID token cognito:username and access token username differ"]
+        );
+        assert_eq!(
+            problems_after(|id, access| {
+                remove(id, "cognito:username");
+                remove(access, "username");
+            }),
+            ["ID token cognito:username and access token username differ"]
+        );
+    }
+
+    #[test]
+    fn origin_jti() {
+        assert_eq!(
+            problems_after(|_, access| access["origin_jti"] = json!(uuid::Uuid::new_v4().to_string())),
+            ["ID and access tokens carry different origin_jti"]
+        );
+        assert_eq!(
+            problems_after(|id, access| {
+                remove(id, "origin_jti");
+                remove(access, "origin_jti");
+            }),
+            ["ID and access tokens carry different origin_jti"]
+        );
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod run;
+pub mod secrets;
 
 use std::time::Duration;
 
