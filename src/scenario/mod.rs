@@ -186,3 +186,6 @@ impl Scenario {
         checks
     }
 }
+
+#[cfg(test)]
+mod tests;

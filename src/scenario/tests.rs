@@ -1,0 +1,135 @@
+//! Validation, table by table, in process: each table's typical mistakes give one error with the line
+//! of the key (or its table) and a fix; a valid file gives parsed thresholds and the planned checks.
+
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"name = "ok"
+[target]
+kind = "local"
+[users]
+test_users = true
+pattern = "vu+{n}@mail.test"
+count = 8
+[otp]
+source = "outbox"
+[load]
+users = 2
+"#;
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(text, Path::new("s.toml"))
+}
+
+/// The one error `text` gives: its line and message (which must mention `needle`), with a fix.
+fn refused(text: &str, needle: &str) -> Option<usize> {
+    let e = parse(text).expect_err("refused");
+    assert!(e.message.contains(needle), "{needle:?} in {e}");
+    assert!(!e.fix.is_empty(), "a fix: {e}");
+    e.line
+}
+
+/// `GOOD` with `lines` appended (more tables).
+fn with(lines: &str) -> String {
+    format!("{GOOD}{lines}\n")
+}
+
+#[test]
+fn the_good_file_parses_with_defaults() {
+    let s = parse(GOOD).expect("valid");
+    assert_eq!(s.flows.len(), 1);
+    assert!(s.thresholds().is_empty());
+    assert_eq!(s.probes.users_needed(), 6);
+}
+
+#[test]
+fn top_level_and_target() {
+    assert_eq!(refused(&GOOD.replace("\"ok\"", "\"o k\""), "name"), Some(1));
+    assert_eq!(
+        refused(&GOOD.replace("kind = \"local\"", "kind = \"local\"\nregion = \"x\""), "kind = \"aws\""),
+        Some(4)
+    );
+    let aws = GOOD.replace("kind = \"local\"", "kind = \"aws\"\nregion = \"eu-west-1\"\nuser_pool_id = \"p\"");
+    assert_eq!(refused(&aws, "client_id"), Some(2), "an absent key points at its table");
+    let zero = GOOD.replace("kind = \"local\"", "kind = \"local\"\ncall_timeout = \"0s\"");
+    assert_eq!(refused(&zero, "call_timeout"), Some(4));
+}
+
+#[test]
+fn users() {
+    assert_eq!(refused(&GOOD.replace("test_users = true\n", ""), "test users"), Some(4));
+    assert_eq!(refused(&GOOD.replace("vu+{n}@", "vu@"), "{n}"), Some(6));
+    assert_eq!(refused(&GOOD.replace("count = 8", "count = 7"), "needs 8 (2 virtual users + 6 for probes)"), Some(7));
+}
+
+#[test]
+fn otp() {
+    let no_group = GOOD.replace("source = \"outbox\"", "source = \"outbox\"\ncode_pattern = '\\d{6}'");
+    assert_eq!(refused(&no_group, "capture group"), Some(10));
+    assert_eq!(refused(&GOOD.replace("\"outbox\"", "\"imap\""), "[otp.imap]"), Some(9));
+    let plain = with("[otp.imap]\nhost = \"mail.example.test\"\nusername = \"u\"\npassword_env = \"P\"\ntls = false")
+        .replace("\"outbox\"", "\"imap\"");
+    assert_eq!(refused(&plain, "in clear"), Some(16));
+    let both = with("[otp.imap]\nhost = \"127.0.0.1\"\nusername = \"u\"").replace("\"outbox\"", "\"imap\"");
+    assert_eq!(refused(&both, "exactly one of password_env and password_file"), Some(12));
+    assert_eq!(refused(&with("[otp.outbox]\npoll_interval = \"0s\""), "at least 1ms"), Some(13));
+}
+
+#[test]
+fn flows_and_expect() {
+    let retry = with("[[flow]]\nkind = \"retry\"\nwrong = 3");
+    assert_eq!(refused(&retry, "cannot end in a sign-in when max_attempts = 3"), Some(14));
+    let second = with("[[flow]]\nkind = \"login\"\n[[flow]]\nkind = \"retry\"\nwrong = 0");
+    assert_eq!(refused(&second, "wrong = 0"), Some(16), "the second [[flow]]'s key");
+    assert_eq!(refused(&with("[[flow]]\nkind = \"login\"\nweight = 0"), "no flow"), Some(14));
+    assert_eq!(refused(&with("[expect]\nmax_attempts = 0"), "max_attempts must be at least 1"), Some(13));
+}
+
+#[test]
+fn probes_are_read_from_the_catalogue() {
+    let off = parse(&with("[probes]\ncode_reuse = false\nunknown_user_samples = 2")).expect("valid");
+    assert!(!off.probes.is_enabled(Probe::CodeReuse));
+    assert_eq!((off.probes.users_needed(), off.probes.unknown_user_samples), (4, 2));
+    assert!(!off.planned_checks().contains(&Check::CodeReuseAfterSuccess));
+    assert!(off.planned_checks().contains(&Check::SessionReuse));
+    let e = parse(&with("[probes]\nsesion_reuse = false")).expect_err("unknown key");
+    assert!(e.message.contains("unknown field `sesion_reuse`"), "{e}");
+    assert!(e.fix.contains("remove or rename"), "{e}");
+}
+
+#[test]
+fn load() {
+    assert_eq!(refused(&GOOD.replace("users = 2", "users = 0"), "load.users"), Some(11));
+    assert_eq!(refused(&with("rate = 5"), "model = \"open\""), Some(12));
+    let open = GOOD.replace("users = 2", "model = \"open\"\nmax_in_flight = 2\nrate = 5");
+    assert_eq!(refused(&open, "needs a duration"), Some(13));
+    let stages =
+        GOOD.replace("users = 2", "model = \"open\"\nmax_in_flight = 2\nstages = [{ rate = 0, duration = \"1s\" }]");
+    assert_eq!(refused(&stages, "some stage above 0"), Some(13));
+    let too_many = GOOD.replace("users = 2", "model = \"open\"\nrate = 5\nduration = \"1s\"");
+    assert_eq!(refused(&too_many, "50 sign-ins in flight at most + 6 for probes"), Some(7));
+    assert_eq!(refused(&with("abort_on = [\"login.p99\"]"), "not in [thresholds]"), Some(12));
+    assert_eq!(refused(&with("duration = \"25h\""), "between 1s and 24h"), Some(12));
+}
+
+#[test]
+fn thresholds_are_parsed_once_and_a_bad_one_is_refused() {
+    let s = parse(&with("[thresholds]\n\"login.p99\" = \"2s\"\n\"throttled.count\" = \"== 0\"")).expect("valid");
+    let keys: Vec<&str> = s.thresholds().iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["login.p99", "throttled.count"]);
+    assert_eq!(s.threshold_conditions.len(), 2);
+    assert_eq!(refused(&with("[thresholds]\n\"login.p99\" = \"fast\""), "\"login.p99\" = \"fast\""), Some(13));
+    assert_eq!(refused(&with("[thresholds]\n\"logn.p99\" = \"2s\""), "unknown step"), Some(13));
+}
+
+#[test]
+fn report_options() {
+    assert_eq!(refused(&with("[report]\nhlog_interval = \"10ms\""), "hlog_interval"), Some(13));
+}
+
+#[test]
+fn planned_checks_follow_the_flows_and_probes() {
+    let s = parse(&with("[[flow]]\nkind = \"lockout\"\n[probes]\nsession_reuse = false\ncode_reuse = false\nnew_code_each_attempt = false\nunknown_user = false\nchallenge_leak = false\ncode_randomness = false")).expect("valid");
+    assert_eq!(s.planned_checks(), [Check::Lockout, Check::LockoutRealCodeRefused]);
+}
