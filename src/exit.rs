@@ -11,5 +11,8 @@ pub const CANNOT_RUN: u8 = 3;
 pub const CONFORMANCE_FAILURE: u8 = 98;
 /// A threshold was breached, or `compare` found a regression.
 pub const THRESHOLD_BREACHED: u8 = 99;
-/// A second Ctrl-C: the process quit at once, without reports (128 + SIGINT).
-pub const INTERRUPTED_AGAIN: u8 = 130;
+/// A second stop signal: the process quits at once, without reports, with 128 + the signal's number
+/// (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), as shells report a death by that signal.
+pub fn after_second_signal(number: i32) -> i32 {
+    128 + number
+}

@@ -244,6 +244,7 @@ async fn run_pool(listen: String, config: Option<PathBuf>, pattern: Option<Strin
             return ExitCode::from(exit::CANNOT_RUN);
         }
     };
+    otp_harness::interrupt::install();
     match serde_json::to_string(running.info()) {
         Ok(line) => println!("{line}"),
         Err(e) => {
@@ -259,7 +260,7 @@ async fn run_pool(listen: String, config: Option<PathBuf>, pattern: Option<Strin
                 ExitCode::from(exit::CANNOT_RUN)
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        _ = otp_harness::interrupt::cancelled() => {
             tracing::info!("interrupted; pool stopped");
             ExitCode::SUCCESS
         }

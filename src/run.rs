@@ -124,7 +124,7 @@ struct LoadOutcome {
     notes: Vec<String>,
 }
 
-/// The virtual users' flows, with the latency log written as they go; skipped after a Ctrl-C.
+/// The virtual users' flows, with the latency log written as they go; skipped after a stop signal.
 async fn run_load(
     ctx: &Arc<FlowContext>,
     scenario: &Scenario,
@@ -133,7 +133,8 @@ async fn run_load(
     let started = Instant::now();
     let mut outcome = LoadOutcome { elapsed: Duration::ZERO, error: None, notes: Vec::new() };
     if crate::interrupt::requested() {
-        outcome.notes.push("interrupted by Ctrl-C before the load: only the probes ran".to_string());
+        let signal = crate::interrupt::signal_name().unwrap_or("a signal");
+        outcome.notes.push(format!("interrupted by {signal} before the load: only the probes ran"));
         return Ok(outcome);
     }
     let hlog = HlogRecorder::start(
@@ -148,8 +149,14 @@ async fn run_load(
     if let Err(e) = hlog.finish().await {
         outcome.notes.push(format!("the latency log is incomplete: {e:#}"));
     }
-    if end.interrupted {
-        outcome.notes.push("interrupted by Ctrl-C: the results cover what ran".to_string());
+    if let Some(signal) = end.interrupted {
+        outcome.notes.push(format!("interrupted by {signal}: the results cover what ran"));
+    }
+    if end.abandoned > 0 {
+        outcome.notes.push(format!(
+            "{} flow(s) still in flight after load.stop_grace ({:?}) were abandoned and are not counted as ended",
+            end.abandoned, scenario.load.stop_grace
+        ));
     }
     outcome.notes.extend(end.aborted);
     if let Some(error) = end.error {

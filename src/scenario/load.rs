@@ -65,6 +65,10 @@ pub struct Load {
     /// No early abort before the load has run this long.
     #[serde(with = "humantime_serde")]
     pub abort_grace: Duration,
+    /// After Ctrl-C, SIGTERM or SIGHUP, how long the flows in flight may take to finish before the run
+    /// stops waiting for them and writes its reports (keep it below the pod's or job's own grace).
+    #[serde(with = "humantime_serde")]
+    pub stop_grace: Duration,
 }
 
 impl Default for Load {
@@ -84,6 +88,7 @@ impl Default for Load {
             goose_report: None,
             abort_on: Vec::new(),
             abort_grace: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(10),
         }
     }
 }
@@ -164,6 +169,15 @@ impl Load {
                     "e.g. goose_report = \"goose.html\"",
                 ));
             }
+        }
+        if self.stop_grace > Duration::from_secs(600) {
+            return Err(at.error(
+                "load",
+                0,
+                "stop_grace",
+                "load.stop_grace must be at most 10m",
+                "e.g. stop_grace = \"10s\" (Kubernetes sends SIGKILL 30 s after SIGTERM by default)",
+            ));
         }
         if self.iterations == Some(0) {
             return Err(at.error(

@@ -32,8 +32,10 @@ use schedule::flow_schedule;
 /// How the workload ended.
 #[derive(Debug, Clone, Default)]
 pub struct WorkloadEnd {
-    /// Interrupted by Ctrl-C.
-    pub interrupted: bool,
+    /// Interrupted by a stop signal: its name.
+    pub interrupted: Option<&'static str>,
+    /// Flows still in flight when the stop grace ran out (abandoned, not counted as ended).
+    pub abandoned: i64,
     /// Ended early by a breached `abort_on` threshold: its reason.
     pub aborted: Option<String>,
     /// goose could not run (configuration refused): the reason.
@@ -60,9 +62,9 @@ impl Driver {
     /// One goose transaction: one flow.
     async fn iteration(&self, user: &mut GooseUser) -> TransactionResult {
         if crate::interrupt::requested() {
-            // A Ctrl-C before goose started was cleared by goose's reset: pull its killswitch again.
+            // A signal before goose started was cleared by goose's reset: pull its killswitch again.
             if !goose::is_killswitch_triggered() {
-                goose::trigger_killswitch("interrupted (Ctrl-C)");
+                goose::trigger_killswitch("interrupted");
             }
             // Wait for goose to stop us; returning at once would spin and starve its controller.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -134,7 +136,7 @@ async fn report_to_goose(user: &mut GooseUser, steps: &[StepRecord]) {
     }
 }
 
-/// Runs the scenario's load to the end (or Ctrl-C), with the progress line.
+/// Runs the scenario's load to the end (or a stop signal and its grace), with the progress line.
 pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> WorkloadEnd {
     let load = &scenario.load;
     let vus = load.virtual_users().max(1) as usize;
@@ -174,15 +176,29 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
         error_backoff: load.error_backoff,
         in_flight: Arc::clone(&in_flight),
     });
-    let progress = progress::start(Arc::clone(&ctx.metrics), in_flight, scenario.report.progress, stop.clone());
+    let progress =
+        progress::start(Arc::clone(&ctx.metrics), Arc::clone(&in_flight), scenario.report.progress, stop.clone());
     let aborted = Arc::new(parking_lot::Mutex::new(None));
     let watchdog = abort_watch(scenario, Arc::clone(&ctx), Arc::clone(&aborted), stop.clone());
-    let result = attack(driver, scenario, vus, run_dir).await;
+    let attack = attack(driver, scenario, vus, run_dir);
+    tokio::pin!(attack);
+    let mut abandoned = 0;
+    let result = tokio::select! {
+        result = &mut attack => result,
+        _ = async {
+            crate::interrupt::cancelled().await;
+            tokio::time::sleep(load.stop_grace).await;
+        } => {
+            // goose's users finish their flows on their own; the run no longer waits for them.
+            abandoned = in_flight.load(Ordering::SeqCst).max(0);
+            Ok(())
+        }
+    };
     for task in [progress, pacer_task, watchdog].into_iter().flatten() {
         background::finish(&stop, task, Duration::from_secs(1)).await;
     }
     let aborted = aborted.lock().take();
-    WorkloadEnd { interrupted: crate::interrupt::requested(), aborted, error: result.err() }
+    WorkloadEnd { interrupted: crate::interrupt::signal_name(), abandoned, aborted, error: result.err() }
 }
 
 /// Checks the `abort_on` thresholds every second after the grace period; the first breach stops goose.
