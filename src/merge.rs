@@ -129,6 +129,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
         mail.ignored += r.mail.ignored;
         mail.repeated += r.mail.repeated;
         mail.reconnects += r.mail.reconnects;
+        mail.others += r.mail.others;
         throttled += r.throttled;
         dropped += r.load.dropped;
         late += r.load.late;

@@ -68,7 +68,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     let (target, pool) = target::resolve(scenario).await?;
     let cognito = CognitoClient::new(target.clone()).await;
     let local_outbox = pool.as_ref().and_then(|p| p.info().outbox.clone());
-    let source = OtpSource::start(&scenario.otp, &target, local_outbox.as_deref())
+    let source = OtpSource::start(&scenario.otp, &target, local_outbox.as_deref(), &scenario.users)
         .await
         .map_err(|e| RunError::CannotRun(e.to_string()))?;
     let checker = match TokenChecker::fetch(&target.issuer, &target.client_id).await {

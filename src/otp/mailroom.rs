@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::scenario::Users;
+
 /// A code handed to a virtual user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -71,6 +73,9 @@ pub struct MailCounts {
     pub repeated: u64,
     /// Reconnections of the source after a lost connection.
     pub reconnects: u64,
+    /// Code mails addressed to users of other runs or workers (a shared inbox): left untouched.
+    #[serde(default)]
+    pub others: u64,
 }
 
 const KEEP_PER_RECIPIENT: usize = 16;
@@ -85,11 +90,30 @@ pub struct Mailroom {
     ignored: AtomicU64,
     repeated: AtomicU64,
     reconnects: AtomicU64,
+    others: AtomicU64,
+    /// The run's test users: code mail to anyone else is another run's (None: every address is ours).
+    users: Option<Users>,
 }
 
 impl Mailroom {
+    /// A mailroom for every address (tests, benchmarks).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A mailroom for this run's test users only.
+    pub fn for_users(users: Users) -> Self {
+        Self { users: Some(users), ..Self::default() }
+    }
+
+    /// True if a mail to `recipients` is for this run (and so is the run's to delete or flag).
+    pub fn is_ours(&self, recipients: &[String]) -> bool {
+        self.users.as_ref().is_none_or(|users| recipients.iter().any(|r| users.owns(r)))
+    }
+
+    /// A code mail for another run's users, left as it was.
+    pub fn count_others(&self) {
+        self.others.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The mark to take before sending a request that makes the pool mail a code.
@@ -136,6 +160,7 @@ impl Mailroom {
             ignored: self.ignored.load(Ordering::Relaxed),
             repeated: self.repeated.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            others: self.others.load(Ordering::Relaxed),
         }
     }
 

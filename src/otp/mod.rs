@@ -19,7 +19,7 @@ pub use mailroom::{Delivery, MailCounts, Mailroom, WaitError};
 
 use crate::background::{self, CancellationToken};
 use crate::cognito::ResolvedTarget;
-use crate::scenario::{Otp, OtpSourceKind};
+use crate::scenario::{Otp, OtpSourceKind, Users};
 
 /// The source could not be reached or set up: the run cannot happen (exit 3).
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +45,16 @@ pub struct OtpSource {
 impl OtpSource {
     /// Connects (a failure here is a `SourceError`), notes what is already there as old, and starts
     /// watching. `local_outbox` is the embedded pool's outbox address, the default for `outbox`.
-    pub async fn start(otp: &Otp, target: &ResolvedTarget, local_outbox: Option<&str>) -> Result<Self, SourceError> {
+    /// Only code mail to `users` is taken (and deleted or flagged); mail to anyone else is left as it was.
+    pub async fn start(
+        otp: &Otp,
+        target: &ResolvedTarget,
+        local_outbox: Option<&str>,
+        users: &Users,
+    ) -> Result<Self, SourceError> {
         let extractor = Extractor::new(&otp.code_pattern, otp.from.as_deref())
             .map_err(|e| SourceError::new("otp", format!("bad code pattern: {e}")))?;
-        let mailroom = Arc::new(Mailroom::new());
+        let mailroom = Arc::new(Mailroom::for_users(users.clone()));
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = match otp.source {
@@ -120,6 +126,11 @@ impl SeenIds {
 pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bool {
     match extracted {
         Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
+            if !mailroom.is_ours(&recipients) {
+                // A shared inbox: another run's or another worker's code, not ours to read or touch.
+                mailroom.count_others();
+                return false;
+            }
             mailroom.ingest(&recipients, &code);
             true
         }

@@ -33,6 +33,27 @@ impl Users {
         self.pattern.replace("{n}", &(self.first + index).to_string())
     }
 
+    /// True if `address` is one of this range's users (case-insensitive): the pattern with a number
+    /// from `first` to `first + count - 1` for `{n}`. Mail to anyone else in a shared inbox is another
+    /// run's or another worker's.
+    pub fn owns(&self, address: &str) -> bool {
+        let (pattern, address) = (self.pattern.to_ascii_lowercase(), address.trim().to_ascii_lowercase());
+        let Some((prefix, suffix)) = pattern.split_once("{n}") else {
+            return false;
+        };
+        let number = address.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(suffix));
+        let Some(number) = number.filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else {
+            return false;
+        };
+        // No leading zeros: `{n}` is written without them, so "vu+03" is nobody.
+        if number.len() > 1 && number.starts_with('0') {
+            return false;
+        }
+        number
+            .parse::<u64>()
+            .is_ok_and(|n| n >= u64::from(self.first) && n < u64::from(self.first) + u64::from(self.count))
+    }
+
     /// An address that is not a user.
     pub fn unknown_address(&self, index: u32) -> String {
         match &self.unknown_pattern {
@@ -75,5 +96,34 @@ impl Users {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_owns_its_own_addresses_only() {
+        let users = Users {
+            test_users: true,
+            pattern: "LoadTest+{n}@Mail.test".into(),
+            count: 5,
+            first: 11,
+            unknown_pattern: None,
+        };
+        assert!(users.owns("loadtest+11@mail.test") && users.owns("LOADTEST+15@MAIL.TEST"));
+        for other in [
+            "loadtest+10@mail.test",
+            "loadtest+16@mail.test",
+            "loadtest+011@mail.test",
+            "loadtest+@mail.test",
+            "loadtest+1x@mail.test",
+            "loadtest@mail.test",
+            "loadtest+12@mail.test.evil",
+            "loadtest+99999999999999999999999@mail.test",
+        ] {
+            assert!(!users.owns(other), "{other}");
+        }
     }
 }
