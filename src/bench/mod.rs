@@ -6,6 +6,7 @@ pub mod imap;
 pub mod memory;
 pub mod overhead;
 pub mod pool;
+pub mod soak;
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub enum Bench {
     Memory(memory::Args),
     /// Time until a code mailed over LMTP to Dovecot is in the harness's hand, IMAP IDLE vs polling.
     Imap(imap::Args),
+    /// A long run at a steady rate, the pool in a process of its own: memory, file descriptors and
+    /// tasks of both sampled, growth after warm-up reported.
+    Soak(soak::Args),
 }
 
 /// Runs one benchmark.
@@ -35,6 +39,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Overhead(args) => overhead::run(args).await,
         Bench::Memory(args) => memory::run(args).await,
         Bench::Imap(args) => imap::run(args).await,
+        Bench::Soak(args) => soak::run(args).await,
     }
 }
 

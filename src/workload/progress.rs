@@ -33,12 +33,13 @@ pub fn start(
             last_at = Instant::now();
             let login = metrics.step_summary(Step::Login);
             eprintln!(
-                "  {:>6.1}s  flows {done} ({rate:.1}/s)  in flight {}  login p99 {:.0} ms  errors {}  throttled {}{}",
+                "  {:>6.1}s  flows {done} ({rate:.1}/s)  in flight {}  login p99 {:.0} ms  errors {}  throttled {}  tasks {}{}",
                 started.elapsed().as_secs_f64(),
                 in_flight.load(Ordering::Relaxed).max(0),
                 login.p99_ms,
                 metrics.error_count(),
                 metrics.throttled(),
+                tokio::runtime::Handle::current().metrics().num_alive_tasks(),
                 match metrics.dropped() {
                     0 => String::new(),
                     n => format!("  dropped {n}"),
