@@ -91,7 +91,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     let load = run_load(&ctx, scenario, &report_dir).await?;
     if scenario.probes.is_enabled(Probe::CodeRandomness) {
         let min_codes = scenario.expect.min_codes_for_randomness as usize;
-        randomness::record(&ctx.verdicts, &ctx.codes.lock(), min_codes);
+        randomness::record(&ctx.verdicts, &ctx.codes, min_codes);
     }
     let observed = ctx.metrics.observed();
     let thresholds = scenario.thresholds().iter().map(|t| t.evaluate(&observed)).collect();

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_sdk_cognitoidentityprovider as cip;
 use hdrhistogram::Histogram;
-use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::{Percentiles, emit_json, record};
@@ -140,7 +139,7 @@ async fn harness_context(pool: &RunningPool) -> anyhow::Result<FlowContext> {
         otp_timeout: Duration::from_secs(10),
         settle: Duration::from_millis(500),
         get_user: false,
-        codes: Arc::new(Mutex::new(Vec::new())),
+        codes: Arc::new(crate::checks::randomness::DigitCounts::new()),
     })
 }
 

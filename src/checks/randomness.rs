@@ -2,14 +2,45 @@
 //! A weak generator (a digit that never appears, a skewed one) fails it; a uniform one passes at the
 //! 0.0001 level (9 degrees of freedom: critical value 33.720), so a sound pool fails it once in 10,000
 //! runs. A missing digit over N digits gives chi-squared ≈ N/9: about 50 six-digit codes reveal it.
+//! Only the counts are kept (`DigitCounts`: eleven numbers), never the codes, so an hour-long run holds
+//! no more than a short one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Check, Verdicts};
 
 const CRITICAL_9_DOF: f64 = 33.720;
 
-/// Records the `code_randomness` verdict over `codes` (every new code the run was mailed).
-pub fn record(verdicts: &Verdicts, codes: &[String], min_codes: usize) {
-    match digit_frequencies(codes.iter().map(String::as_str), min_codes) {
+/// How often each digit appeared over the codes seen, and how many codes: all the test needs.
+#[derive(Debug, Default)]
+pub struct DigitCounts {
+    digits: [AtomicU64; 10],
+    codes: AtomicU64,
+}
+
+impl DigitCounts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one code's digits (other characters are ignored).
+    pub fn add(&self, code: &str) {
+        self.codes.fetch_add(1, Ordering::Relaxed);
+        for b in code.bytes().filter(u8::is_ascii_digit) {
+            self.digits[usize::from(b - b'0')].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The test over what was counted, given at least `min_codes` codes.
+    pub fn verdict(&self, min_codes: usize) -> RandomnessVerdict {
+        let counts: [u64; 10] = std::array::from_fn(|d| self.digits[d].load(Ordering::Relaxed));
+        chi_squared(&counts, self.codes.load(Ordering::Relaxed) as usize, min_codes)
+    }
+}
+
+/// Records the `code_randomness` verdict over the codes counted.
+pub fn record(verdicts: &Verdicts, counts: &DigitCounts, min_codes: usize) {
+    match counts.verdict(min_codes) {
         RandomnessVerdict::Uniform { .. } => verdicts.pass(Check::CodeRandomness),
         RandomnessVerdict::Skewed { codes, chi_squared, rarest_digit, rarest_count, expected } => verdicts.fail(
             Check::CodeRandomness,
@@ -33,14 +64,14 @@ pub enum RandomnessVerdict {
 
 /// Tests the digits of `codes` (non-digits are ignored).
 pub fn digit_frequencies<'a>(codes: impl IntoIterator<Item = &'a str>, min_codes: usize) -> RandomnessVerdict {
-    let mut counts = [0u64; 10];
-    let mut n_codes = 0usize;
+    let counts = DigitCounts::new();
     for code in codes {
-        n_codes += 1;
-        for b in code.bytes().filter(u8::is_ascii_digit) {
-            counts[usize::from(b - b'0')] += 1;
-        }
+        counts.add(code);
     }
+    counts.verdict(min_codes)
+}
+
+fn chi_squared(counts: &[u64; 10], n_codes: usize, min_codes: usize) -> RandomnessVerdict {
     if n_codes < min_codes.max(1) {
         return RandomnessVerdict::TooFew { codes: n_codes, needed: min_codes.max(1) };
     }

@@ -1,9 +1,12 @@
 //! Token checks, made independently of the local pool's code: as aws-jwt-verify does (RS256 by kid from
 //! the pool's JWKS — fetched once and cached —, iss, exp, token_use, aud for ID tokens, client_id for
 //! access tokens), plus Cognito's invariants over the pair: exp − iat = ExpiresIn, sub and email match
-//! the user, origin_jti equal, jti unique across the run. Problems are described without the tokens.
+//! the user, origin_jti equal, jti unique among the last `JTI_WINDOW` tokens (a fixed window, so the
+//! memory of an hour-long run is that of a short one; at the highest rates measured here it spans
+//! about a minute, and a whole ordinary run). Problems are described without the tokens.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -18,7 +21,40 @@ pub struct TokenChecker {
     issuer: String,
     client_id: String,
     jwks: JwkSet,
-    seen_jti: Mutex<HashSet<String>>,
+    seen_jti: Mutex<RecentSet>,
+}
+
+/// Tokens whose `jti` is remembered: a repeat among them is a defect.
+pub const JTI_WINDOW: usize = 262_144;
+
+/// The last `capacity` values seen, as 64-bit keyed hashes (a collision among a window's worth is
+/// about one in 2^27 runs of that size).
+struct RecentSet {
+    hasher: std::collections::hash_map::RandomState,
+    members: HashSet<u64>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl RecentSet {
+    fn new(capacity: usize) -> Self {
+        Self { hasher: Default::default(), members: HashSet::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// False if `value` is among the last `capacity` values; remembers it.
+    fn insert(&mut self, value: &str) -> bool {
+        let hash = self.hasher.hash_one(value);
+        if !self.members.insert(hash) {
+            return false;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.members.remove(&oldest);
+        }
+        true
+    }
 }
 
 impl TokenChecker {
@@ -39,7 +75,7 @@ impl TokenChecker {
             issuer: issuer.to_string(),
             client_id: client_id.to_string(),
             jwks,
-            seen_jti: Mutex::new(HashSet::new()),
+            seen_jti: Mutex::new(RecentSet::new(JTI_WINDOW)),
         }
     }
 
@@ -76,7 +112,7 @@ impl TokenChecker {
             }
             match text(claims, "jti") {
                 Some(jti) => {
-                    if !self.seen_jti.lock().insert(jti) {
+                    if !self.seen_jti.lock().insert(&jti) {
                         problems.push(format!("{which} token: jti was already used by another token"));
                     }
                 }
@@ -482,5 +518,17 @@ mod tests {
             }),
             ["ID and access tokens carry different origin_jti"]
         );
+    }
+
+    #[test]
+    fn the_jti_window_remembers_the_last_values_only() {
+        let mut recent = super::RecentSet::new(3);
+        for v in ["a", "b", "c"] {
+            assert!(recent.insert(v), "{v} is new");
+        }
+        assert!(!recent.insert("a"), "a repeat within the window");
+        assert!(recent.insert("d"), "d pushes a out");
+        assert!(recent.insert("a"), "a is outside the window again");
+        assert_eq!((recent.members.len(), recent.order.len()), (3, 3), "bounded");
     }
 }

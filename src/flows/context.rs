@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::checks::randomness::DigitCounts;
 
 use crate::checks::Verdicts;
 use crate::checks::tokens::TokenChecker;
@@ -27,8 +27,8 @@ pub struct FlowContext {
     pub otp_timeout: Duration,
     pub settle: Duration,
     pub get_user: bool,
-    /// Every new code handed to a virtual user (for the randomness check; never reported).
-    pub codes: Arc<Mutex<Vec<String>>>,
+    /// Digit counts of every new code handed to a virtual user (for the randomness check).
+    pub codes: Arc<DigitCounts>,
 }
 
 // Why task-locals: a step is timed deep inside a flow (initiate, code, respond), and both the per-flow
@@ -114,7 +114,7 @@ impl FlowContext {
             otp_timeout: scenario.otp.timeout,
             settle: scenario.otp.duplicate_settle,
             get_user: scenario.checks.get_user,
-            codes: Arc::new(Mutex::new(Vec::new())),
+            codes: Arc::new(DigitCounts::new()),
         }
     }
 }
@@ -204,7 +204,7 @@ impl FlowContext {
             Ok(delivery) => {
                 self.record(Step::OtpDelivery, mailing.sent.elapsed(), true);
                 if !delivery.repeated {
-                    self.codes.lock().push(delivery.code.clone());
+                    self.codes.add(&delivery.code);
                 }
                 Ok(delivery)
             }
