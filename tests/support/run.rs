@@ -194,7 +194,7 @@ users = {load_users}
 iterations = {iterations}
 {extra}
 "#,
-        count = load_users + 6
+        count = load_users + otp_harness::scenario::Probes::default().users_needed()
     )
 }
 
