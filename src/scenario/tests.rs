@@ -133,3 +133,9 @@ fn planned_checks_follow_the_flows_and_probes() {
     let s = parse(&with("[[flow]]\nkind = \"lockout\"\n[probes]\nsession_reuse = false\ncode_reuse = false\nnew_code_each_attempt = false\nunknown_user = false\nchallenge_leak = false\ncode_randomness = false")).expect("valid");
     assert_eq!(s.planned_checks(), [Check::Lockout, Check::LockoutRealCodeRefused]);
 }
+
+#[test]
+fn user_counts_near_u32_max_are_refused_not_overflowed() {
+    let text = GOOD.replace("users = 2", "users = 4294967295");
+    assert_eq!(refused(&text, "users.count"), Some(7));
+}
