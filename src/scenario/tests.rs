@@ -139,3 +139,11 @@ fn user_counts_near_u32_max_are_refused_not_overflowed() {
     let text = GOOD.replace("users = 2", "users = 4294967295");
     assert_eq!(refused(&text, "users.count"), Some(7));
 }
+
+#[test]
+fn user_numbers_past_u32_max_are_refused() {
+    let text = GOOD.replace("count = 8", "count = 8\nfirst = 4294967290");
+    assert_eq!(refused(&text, "users.first"), Some(8));
+    let s = parse(&GOOD.replace("count = 8", "count = 8\nfirst = 4294967288")).expect("the last user is u32::MAX");
+    assert_eq!(s.users.address(7), "vu+4294967295@mail.test");
+}
