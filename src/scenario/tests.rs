@@ -147,3 +147,10 @@ fn user_numbers_past_u32_max_are_refused() {
     let s = parse(&GOOD.replace("count = 8", "count = 8\nfirst = 4294967288")).expect("the last user is u32::MAX");
     assert_eq!(s.users.address(7), "vu+4294967295@mail.test");
 }
+
+#[test]
+fn stage_durations_too_long_to_add_up_are_refused() {
+    let huge = "{ rate = 1, duration = \"18446744073709551615s\" }";
+    let text = GOOD.replace("users = 2", &format!("model = \"open\"\nmax_in_flight = 2\nstages = [{huge}, {huge}]"));
+    assert_eq!(refused(&text, "between 1s and 24h"), Some(13));
+}
