@@ -343,6 +343,9 @@ pub enum TokenDefect {
     LifetimeMismatch,
 }
 
+/// Most users a pool creates at start.
+pub const MAX_SEED_USERS: u32 = 1_000_000;
+
 impl PoolConfig {
     /// Reads and validates a pool config file; errors name the file and the offending key.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
@@ -377,11 +380,14 @@ impl PoolConfig {
         if self.max_attempts == 0 {
             bail!("max_attempts must be at least 1");
         }
-        if self.auth_session_validity.is_zero() {
-            bail!("auth_session_validity must be longer than zero");
+        if self.auth_session_validity.is_zero() || self.auth_session_validity > Duration::from_secs(15 * 60) {
+            bail!("auth_session_validity must be longer than zero and at most 15m (Cognito: 3–15 min)");
         }
-        if self.token_validity < Duration::from_secs(60) {
-            bail!("token_validity must be at least 1m");
+        if self.token_validity < Duration::from_secs(60) || self.token_validity > Duration::from_secs(24 * 3600) {
+            bail!("token_validity must be between 1m and 1d");
+        }
+        if self.users.count > MAX_SEED_USERS {
+            bail!("users.count must be at most {MAX_SEED_USERS} (every seed user is created at start)");
         }
         if self.users.count > 0 && self.users.pattern.as_deref().is_none_or(|p| !p.contains("{n}")) {
             bail!("users.pattern must contain {{n}} when users.count is set");

@@ -51,8 +51,27 @@ pub fn line_of_offset(text: &str, offset: usize) -> usize {
 }
 
 /// The line where `key` is set inside table `table` ("" for the top level, "otp.imap" for `[otp.imap]`,
-/// "flow" for an `[[flow]]` entry — the `index`-th one), or the table header's line if the key is absent.
+/// "flow" for an `[[flow]]` entry — the `index`-th one), or the table header's line if the key is absent;
+/// a table with no header of its own is found by its first sub-table (`[target.pool.faults]`) or where
+/// its parent sets it (`pool = { … }`, `pool.max_attempts = 0`).
 pub fn line_of_key(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
+    line_in_table(text, table, index, key).or_else(|| {
+        if table.is_empty() {
+            return None;
+        }
+        let sub = format!("{table}.");
+        let first_sub = text.lines().position(|raw| {
+            let line = raw.trim();
+            line.starts_with('[') && line.trim_start_matches('[').trim_start().starts_with(&sub)
+        });
+        first_sub.map(|n| n + 1).or_else(|| {
+            let (parent, name) = table.rsplit_once('.').unwrap_or(("", table));
+            line_of_key(text, parent, 0, name)
+        })
+    })
+}
+
+fn line_in_table(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
     let mut current = String::new();
     let mut seen_of_table = 0usize;
     let mut header_line = None;
@@ -78,7 +97,8 @@ pub fn line_of_key(text: &str, table: &str, index: usize, key: &str) -> Option<u
         let in_table = current == table && (seen_of_table == index + 1 || seen_of_table == 0);
         if in_table && !key.is_empty() {
             let name = line.split('=').next().unwrap_or("").trim().trim_matches('"');
-            if line.contains('=') && name == key {
+            let dotted = name.strip_prefix(key).is_some_and(|rest| rest.starts_with('.'));
+            if line.contains('=') && (name == key || dotted) {
                 return Some(n + 1);
             }
         }
@@ -99,5 +119,17 @@ mod tests {
         assert_eq!(line_of_key(text, "otp.imap", 0, "host"), Some(4), "absent key: the table's header");
         assert_eq!(line_of_key(text, "flow", 1, "kind"), Some(9));
         assert_eq!(line_of_offset(text, 12), 2);
+    }
+
+    #[test]
+    fn tables_without_a_header_are_found_by_sub_table_or_parent_key() {
+        let sub = "name = \"x\"\n[target]\nkind = \"local\"\n[target.pool.faults.latency]\nInitiateAuth_ = \"1ms\"\n";
+        assert_eq!(line_of_key(sub, "target.pool", 0, ""), Some(4));
+        let inline = "name = \"x\"\n[target]\nkind = \"local\"\npool = { max_attempts = 0 }\n";
+        assert_eq!(line_of_key(inline, "target.pool", 0, ""), Some(4));
+        let dotted = "name = \"x\"\nusers.count = 0\n[target]\npool.max_attempts = 0\n";
+        assert_eq!(line_of_key(dotted, "target.pool", 0, ""), Some(4));
+        assert_eq!(line_of_key(dotted, "users", 0, "count"), Some(2));
+        assert_eq!(line_of_key(dotted, "otp.imap", 0, "host"), None, "nowhere to point at");
     }
 }

@@ -233,8 +233,8 @@ impl Load {
                 "e.g. rate = 20",
             ));
         }
-        let total: Duration = stages.iter().map(|s| s.duration).sum();
-        if total.is_zero() || total > Duration::from_secs(24 * 3600) {
+        let total = stages.iter().try_fold(Duration::ZERO, |sum, s| sum.checked_add(s.duration));
+        if total.is_none_or(|t| t.is_zero() || t > Duration::from_secs(24 * 3600)) {
             return Err(at.error(
                 "load",
                 0,

@@ -148,7 +148,7 @@ impl Scenario {
 
     /// Enough test users for the virtual users (or the open model's in-flight cap) and the probes.
     fn validate_user_count(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
-        let needed = self.load.virtual_users() + self.probes.users_needed();
+        let needed = self.load.virtual_users().saturating_add(self.probes.users_needed());
         if self.users.count >= needed {
             return Ok(());
         }

@@ -133,3 +133,24 @@ fn planned_checks_follow_the_flows_and_probes() {
     let s = parse(&with("[[flow]]\nkind = \"lockout\"\n[probes]\nsession_reuse = false\ncode_reuse = false\nnew_code_each_attempt = false\nunknown_user = false\nchallenge_leak = false\ncode_randomness = false")).expect("valid");
     assert_eq!(s.planned_checks(), [Check::Lockout, Check::LockoutRealCodeRefused]);
 }
+
+#[test]
+fn user_counts_near_u32_max_are_refused_not_overflowed() {
+    let text = GOOD.replace("users = 2", "users = 4294967295");
+    assert_eq!(refused(&text, "users.count"), Some(7));
+}
+
+#[test]
+fn user_numbers_past_u32_max_are_refused() {
+    let text = GOOD.replace("count = 8", "count = 8\nfirst = 4294967290");
+    assert_eq!(refused(&text, "users.first"), Some(8));
+    let s = parse(&GOOD.replace("count = 8", "count = 8\nfirst = 4294967288")).expect("the last user is u32::MAX");
+    assert_eq!(s.users.address(7), "vu+4294967295@mail.test");
+}
+
+#[test]
+fn stage_durations_too_long_to_add_up_are_refused() {
+    let huge = "{ rate = 1, duration = \"18446744073709551615s\" }";
+    let text = GOOD.replace("users = 2", &format!("model = \"open\"\nmax_in_flight = 2\nstages = [{huge}, {huge}]"));
+    assert_eq!(refused(&text, "between 1s and 24h"), Some(13));
+}

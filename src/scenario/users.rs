@@ -84,6 +84,15 @@ impl Users {
                 "e.g. pattern = \"loadtest+{n}@mail.example.test\"",
             ));
         }
+        if self.first.checked_add(self.count.saturating_sub(1)).is_none() {
+            return Err(at.error(
+                "users",
+                0,
+                "first",
+                format!("users.first = {} with count = {} numbers users past {}", self.first, self.count, u32::MAX),
+                "lower users.first or users.count: the last user's {n} is first + count - 1",
+            ));
+        }
         if let Some(p) = &self.unknown_pattern
             && (!p.contains("{n}") || !p.contains('@'))
         {

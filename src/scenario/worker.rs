@@ -53,7 +53,7 @@ impl Scenario {
             }
         }
         s.name = format!("{}-w{}", self.name, slice.index);
-        let needed = s.load.virtual_users() + s.probes.users_needed();
+        let needed = s.load.virtual_users().saturating_add(s.probes.users_needed());
         if s.users.count < needed {
             return Err(ScenarioError::new(
                 &self.path,
@@ -62,7 +62,7 @@ impl Scenario {
                     "worker {}/{} gets {} of the {} test users but needs {needed}",
                     slice.index, slice.count, s.users.count, self.users.count
                 ),
-                format!("raise users.count to at least {}", needed * slice.count),
+                format!("raise users.count to at least {}", u64::from(needed) * u64::from(slice.count)),
             ));
         }
         Ok(s)
