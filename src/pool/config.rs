@@ -32,6 +32,13 @@ pub struct PoolConfig {
     pub token_validity: Duration,
     /// How unknown users are answered.
     pub prevent_user_existence_errors: PreventUserExistenceErrors,
+    /// The app client's ExplicitAuthFlows: `ALLOW_CUSTOM_AUTH` lets it use custom auth, `ALLOW_USER_AUTH`
+    /// choice-based sign-in (USER_AUTH).
+    pub explicit_auth_flows: Vec<String>,
+    /// The pool's `Policies.SignInPolicy.AllowedFirstAuthFactors` (PASSWORD is required, as in Cognito).
+    pub allowed_first_auth_factors: Vec<String>,
+    /// Native passwordless sign-in (USER_AUTH with EMAIL_OTP): the settings the sources leave uncertain.
+    pub native: NativeConfig,
     /// Users created when the pool starts.
     pub users: SeedUsers,
     pub mail: MailConfig,
@@ -52,6 +59,11 @@ impl Default for PoolConfig {
             auth_session_validity: Duration::from_secs(180),
             token_validity: Duration::from_secs(3600),
             prevent_user_existence_errors: PreventUserExistenceErrors::Enabled,
+            explicit_auth_flows: ["ALLOW_CUSTOM_AUTH", "ALLOW_USER_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+                .map(String::from)
+                .to_vec(),
+            allowed_first_auth_factors: ["PASSWORD", "EMAIL_OTP"].map(String::from).to_vec(),
+            native: NativeConfig::default(),
             users: SeedUsers::default(),
             mail: MailConfig::default(),
             faults: FaultsConfig::default(),
@@ -77,6 +89,83 @@ impl PreventUserExistenceErrors {
             Self::Legacy => "LEGACY",
         }
     }
+}
+
+/// The values ExplicitAuthFlows may hold (Cognito's `ExplicitAuthFlowsType`).
+pub const EXPLICIT_AUTH_FLOWS: [&str; 9] = [
+    "ADMIN_NO_SRP_AUTH",
+    "CUSTOM_AUTH_FLOW_ONLY",
+    "USER_PASSWORD_AUTH",
+    "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "ALLOW_CUSTOM_AUTH",
+    "ALLOW_USER_PASSWORD_AUTH",
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_REFRESH_TOKEN_AUTH",
+    "ALLOW_USER_AUTH",
+];
+
+/// The values AllowedFirstAuthFactors may hold (Cognito's `AuthFactorType`, less SOFTWARE_TOKEN, which
+/// Cognito does not take as a first factor).
+pub const FIRST_AUTH_FACTORS: [&str; 4] = ["PASSWORD", "EMAIL_OTP", "SMS_OTP", "WEB_AUTHN"];
+
+/// Native passwordless sign-in: each setting here is something the public sources leave uncertain,
+/// set to the documented (or best-supported) default; `scenarios/local-pool.toml` names the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeConfig {
+    /// Wrong codes answered with `CodeMismatchException` in one session; the answer after them — even
+    /// the right code — gets `lockout_error` and ends the session.
+    pub max_wrong_codes: u32,
+    /// The error once `max_wrong_codes` is reached.
+    pub lockout_error: NativeLockoutError,
+    /// `CODE_DELIVERY_DESTINATION` keeps the top-level domain (`l***@m***.test`) or not (`l***@m***`).
+    pub mask_keeps_tld: bool,
+    /// Without PREFERRED_CHALLENGE, a user whose only available factor is EMAIL_OTP gets the code at
+    /// once (ChallengeName EMAIL_OTP) instead of SELECT_CHALLENGE.
+    pub single_factor_skips_select: bool,
+    /// Subject of the code mail (EmailMfaConfiguration.Subject).
+    pub mail_subject: String,
+    /// Body of the code mail; `{####}` is replaced by the code (EmailMfaConfiguration.Message).
+    pub mail_message: String,
+    /// The fake challenge unknown users get with PreventUserExistenceErrors ENABLED.
+    pub unknown_user_challenge: FakeChallenge,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        Self {
+            max_wrong_codes: 5,
+            lockout_error: NativeLockoutError::UserLocked,
+            mask_keeps_tld: false,
+            single_factor_skips_select: false,
+            mail_subject: "Your authentication code".into(),
+            mail_message: "Your authentication code is {####}".into(),
+            unknown_user_challenge: FakeChallenge::Mirror,
+        }
+    }
+}
+
+/// What a session that reached `max_wrong_codes` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeLockoutError {
+    /// `NotAuthorizedException: Too many invalid credentials attempts. User temporarily locked. Please
+    /// try again after few seconds.` (what apps see after five wrong MFA codes).
+    UserLocked,
+    /// `NotAuthorizedException: Password attempts exceeded` (the password lockout's message).
+    PasswordAttemptsExceeded,
+}
+
+/// How unknown users' fake USER_AUTH challenge looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FakeChallenge {
+    /// Exactly what a known passwordless user gets (same challenge, same AvailableChallenges, a masked
+    /// destination made from the given name); no mail; every code is a mismatch.
+    Mirror,
+    /// AvailableChallenges lists every allowed first factor (PASSWORD, PASSWORD_SRP, EMAIL_OTP, …), where a
+    /// known passwordless user gets only EMAIL_OTP — the difference one developer saw on a real pool.
+    AllFactors,
 }
 
 /// Users the pool creates at start: `pattern` with `{n}` replaced by 1..=count, plus explicit emails.
@@ -313,6 +402,22 @@ pub struct DefectsConfig {
     pub leading_zero_codes_refused: bool,
     /// One way the issued tokens are wrong.
     pub token: TokenDefect,
+    /// USER_AUTH: wrong codes never lock the session (CodeMismatchException forever).
+    pub native_unbounded_attempts: bool,
+    /// USER_AUTH: a code that signed a user in is accepted again in a later session.
+    pub native_code_valid_after_success: bool,
+    /// USER_AUTH: a code mailed in an earlier session is accepted in a new one.
+    pub native_code_valid_in_new_session: bool,
+    /// USER_AUTH: an EMAIL_OTP Session that produced tokens signs in again.
+    pub native_consumed_session_accepted: bool,
+    /// USER_AUTH: a wrong code ends the session (Cognito keeps it usable), so a retry needs a new sign-in.
+    pub native_wrong_code_ends_session: bool,
+    /// USER_AUTH: codes have 6 digits instead of 8.
+    pub native_short_code: bool,
+    /// USER_AUTH: codes come from the clock-seeded LCG that never yields the digit 9.
+    pub native_weak_code_generator: bool,
+    /// USER_AUTH: the code leaks in the EMAIL_OTP ChallengeParameters (as `EMAIL_OTP_CODE`).
+    pub native_code_in_challenge_parameters: bool,
 }
 
 /// Ways a pool's tokens can be wrong (each breaks one check aws-jwt-verify or the harness makes).
@@ -380,6 +485,7 @@ impl PoolConfig {
         if self.max_attempts == 0 {
             bail!("max_attempts must be at least 1");
         }
+        self.validate_native()?;
         if self.auth_session_validity.is_zero() || self.auth_session_validity > Duration::from_secs(15 * 60) {
             bail!("auth_session_validity must be longer than zero and at most 15m (Cognito: 3–15 min)");
         }
@@ -432,6 +538,43 @@ impl PoolConfig {
         }
         if self.mail.relay.as_ref().is_some_and(|r| r.concurrency == 0) {
             bail!("mail.relay.concurrency must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl PoolConfig {
+    /// The client's flows, the pool's first factors and the native settings.
+    fn validate_native(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        for flow in &self.explicit_auth_flows {
+            if !EXPLICIT_AUTH_FLOWS.contains(&flow.as_str()) {
+                bail!("explicit_auth_flows: unknown flow {flow:?} (one of: {})", EXPLICIT_AUTH_FLOWS.join(", "));
+            }
+        }
+        for factor in &self.allowed_first_auth_factors {
+            if !FIRST_AUTH_FACTORS.contains(&factor.as_str()) {
+                bail!(
+                    "allowed_first_auth_factors: unknown factor {factor:?} (one of: {})",
+                    FIRST_AUTH_FACTORS.join(", ")
+                );
+            }
+        }
+        if !self.allowed_first_auth_factors.iter().any(|f| f == "PASSWORD") {
+            // Cognito's own UpdateUserPool error.
+            bail!(
+                "allowed_first_auth_factors: Password should be configured as one of the allowed first auth factors."
+            );
+        }
+        let n = &self.native;
+        if n.max_wrong_codes == 0 {
+            bail!("native.max_wrong_codes must be at least 1");
+        }
+        if !n.mail_message.contains("{####}") || !(6..=20_000).contains(&n.mail_message.chars().count()) {
+            bail!("native.mail_message must contain {{####}} and be 6 to 20000 characters long");
+        }
+        if n.mail_subject.trim().is_empty() || n.mail_subject.contains(['\r', '\n']) {
+            bail!("native.mail_subject must be one non-empty line");
         }
         Ok(())
     }
@@ -491,6 +634,12 @@ mod tests {
             ("[faults.latency]\nInitiateAuth = \"fast\"", "InitiateAuth"),
             ("user_pool_id = \"eu-west-1_X\"", "user_pool_id"),
             ("[users]\ncount = 3", "pattern"),
+            ("explicit_auth_flows = [\"ALLOW_USER_AUHT\"]", "ALLOW_USER_AUHT"),
+            ("allowed_first_auth_factors = [\"EMAIL_OTP\"]", "Password should be configured"),
+            ("allowed_first_auth_factors = [\"PASSWORD\", \"SOFTWARE_TOKEN\"]", "SOFTWARE_TOKEN"),
+            ("[native]\nmax_wrong_codes = 0", "max_wrong_codes"),
+            ("[native]\nmail_message = \"Your code\"", "{####}"),
+            ("[native]\nlockout_error = \"locked\"", "locked"),
         ] {
             let err = PoolConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");

@@ -80,6 +80,24 @@ impl CognitoError {
         Self::new(ErrorKind::NotAuthorized, "Invalid session for the user, session is expired.")
     }
 
+    /// A wrong one-time code (EMAIL_OTP, SMS_OTP, MFA codes): the session stays usable.
+    pub fn code_mismatch() -> Self {
+        Self::new(ErrorKind::CodeMismatch, "Invalid code or auth state for the user.")
+    }
+
+    /// Too many wrong codes (the message apps see after five wrong MFA codes).
+    pub fn user_temporarily_locked() -> Self {
+        Self::new(
+            ErrorKind::NotAuthorized,
+            "Too many invalid credentials attempts. User temporarily locked. Please try again after few seconds.",
+        )
+    }
+
+    /// The password lockout's message.
+    pub fn password_attempts_exceeded() -> Self {
+        Self::new(ErrorKind::NotAuthorized, "Password attempts exceeded")
+    }
+
     pub fn user_not_found() -> Self {
         Self::new(ErrorKind::UserNotFound, "User does not exist.")
     }

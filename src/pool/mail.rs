@@ -57,6 +57,30 @@ impl MailStats {
     }
 }
 
+/// What a code mail says (no Debug: it holds the code).
+struct MailContent {
+    subject: String,
+    text: String,
+    html: String,
+}
+
+/// Text made safe inside HTML. (The pool keeps its own: `report::escape_markup` lives on the other side
+/// of the module graph, and `scenario` already depends on `pool`.)
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// One built message (no Debug: it holds the code).
 #[derive(Clone)]
 struct CodeMail {
@@ -119,9 +143,30 @@ impl MailDispatcher {
         self.stats.snapshot()
     }
 
-    /// Mails `code` to `to`. Returns at once; delivery (and any injected delay) happens in the background,
-    /// except for the outbox when there is no delay, which is filled before this returns.
+    /// Mails a custom-auth `code` to `to` (the seed's Create trigger's message). Returns at once; delivery
+    /// (and any injected delay) happens in the background, except for the outbox when there is no delay,
+    /// which is filled before this returns.
     pub fn send_code(&self, to: &str, code: &str, validity_minutes: u64) {
+        let text = format!(
+            "Hello,\r\n\r\nYour sign-in code is {code}\r\n\r\nIt expires in {validity_minutes} minutes. \
+             If you did not ask for it, ignore this mail.\r\n"
+        );
+        let html = format!(
+            "<html><body><p>Hello,</p><p>Your sign-in code is <strong>{code}</strong></p>\
+             <p>It expires in {validity_minutes}&nbsp;minutes. If you did not ask for it, ignore this mail.</p></body></html>"
+        );
+        self.send(to, MailContent { subject: self.subject.clone(), text, html });
+    }
+
+    /// Mails a native (EMAIL_OTP) `code` to `to` with the pool's template: `{####}` in `message` becomes
+    /// the code, in the text part and (escaped) in the HTML part. Delivery as `send_code`.
+    pub fn send_template_code(&self, to: &str, code: &str, subject: &str, message: &str) {
+        let text = message.replace("{####}", code);
+        let html = format!("<html><body><p>{}</p></body></html>", escape_html(message).replace("{####}", code));
+        self.send(to, MailContent { subject: subject.to_string(), text, html });
+    }
+
+    fn send(&self, to: &str, content: MailContent) {
         self.stats.generated.fetch_add(1, Ordering::Relaxed);
         let (lost, duplicate) = {
             let mut rng = rand::rng();
@@ -139,7 +184,7 @@ impl MailDispatcher {
         } else {
             1
         };
-        let mails: Vec<CodeMail> = match (0..copies).map(|_| self.build(to, code, validity_minutes)).collect() {
+        let mails: Vec<CodeMail> = match (0..copies).map(|_| self.build(to, &content)).collect() {
             Ok(mails) => mails,
             Err(e) => {
                 tracing::error!(error = %e, "could not build a code mail");
@@ -198,7 +243,7 @@ impl MailDispatcher {
         outbox_entry(&self.from, &self.region, mail)
     }
 
-    fn build(&self, to: &str, code: &str, validity_minutes: u64) -> anyhow::Result<CodeMail> {
+    fn build(&self, to: &str, content: &MailContent) -> anyhow::Result<CodeMail> {
         let id: String =
             rand::rng().sample_iter(Alphanumeric).take(40).map(|c| char::from(c).to_ascii_lowercase()).collect();
         let now = SystemTime::now();
@@ -206,18 +251,11 @@ impl MailDispatcher {
         let date = mail_builder::headers::date::Date::new(epoch);
         let date_rfc822 = date.to_rfc822();
         let domain = self.from.rsplit_once('@').map_or("otp-harness.test", |(_, d)| d);
-        let text = format!(
-            "Hello,\r\n\r\nYour sign-in code is {code}\r\n\r\nIt expires in {validity_minutes} minutes. \
-             If you did not ask for it, ignore this mail.\r\n"
-        );
-        let html = format!(
-            "<html><body><p>Hello,</p><p>Your sign-in code is <strong>{code}</strong></p>\
-             <p>It expires in {validity_minutes}&nbsp;minutes. If you did not ask for it, ignore this mail.</p></body></html>"
-        );
+        let MailContent { subject, text, html } = content;
         let raw = MessageBuilder::new()
             .from(self.from.as_str())
             .to(to)
-            .subject(self.subject.as_str())
+            .subject(subject.as_str())
             .date(date)
             .message_id(MessageId::new(format!("{}@{domain}", uuid::Uuid::new_v4())))
             .text_body(text.as_str())
@@ -226,9 +264,9 @@ impl MailDispatcher {
         Ok(CodeMail {
             id,
             to: to.to_string(),
-            subject: self.subject.clone(),
-            text,
-            html,
+            subject: subject.clone(),
+            text: text.clone(),
+            html: html.clone(),
             date_rfc822,
             timestamp: humantime::format_rfc3339_millis(now).to_string(),
             raw: Arc::new(raw),

@@ -145,6 +145,17 @@ impl UserDirectory {
         self.by_email.get(&name.to_ascii_lowercase()).and_then(|u| self.by_username.get(u)).cloned()
     }
 
+    /// Marks a user's email verified (a right email code proves it), returning the user as now stored.
+    pub fn mark_email_verified(&mut self, username: &str) -> Option<Arc<User>> {
+        let user = self.by_username.get_mut(username)?;
+        if !user.email_verified {
+            let mut updated = User::clone(user);
+            updated.email_verified = true;
+            *user = Arc::new(updated);
+        }
+        Some(Arc::clone(user))
+    }
+
     /// Removes a user found by username or email.
     pub fn delete(&mut self, name: &str) -> Result<(), CognitoError> {
         let user = self.find(name).ok_or_else(CognitoError::user_not_found)?;

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::PoolState;
-use super::auth::{AuthStep, CUSTOM_CHALLENGE};
+use super::auth::AuthStep;
 use super::error::{CognitoError, ErrorKind};
 use super::faults::QuotaCategory;
 use super::outbox::OutboxQuery;
@@ -161,7 +161,7 @@ async fn initiate_auth(pool: &PoolState, input: InitiateAuthInput) -> Result<Val
     let auth_flow = required(input.auth_flow, "authFlow")?;
     let client_id = required(input.client_id, "clientId")?;
     let step = pool.auth.initiate(&client_id, &auth_flow, &input.auth_parameters).await?;
-    Ok(auth_step_json(step))
+    Ok(auth_step_json(step, true))
 }
 
 #[derive(Deserialize)]
@@ -178,15 +178,25 @@ async fn respond_to_auth_challenge(pool: &PoolState, input: RespondInput) -> Res
     let client_id = required(input.client_id, "clientId")?;
     let challenge = required(input.challenge_name, "challengeName")?;
     let step = pool.auth.respond(&client_id, &challenge, input.session.as_deref(), &input.challenge_responses).await?;
-    Ok(auth_step_json(step))
+    Ok(auth_step_json(step, false))
 }
 
-fn auth_step_json(step: AuthStep) -> Value {
+/// An InitiateAuth (`initiate`: with AvailableChallenges, which only InitiateAuth's output has) or
+/// RespondToAuthChallenge answer.
+fn auth_step_json(step: AuthStep, initiate: bool) -> Value {
     match step {
-        AuthStep::Challenge { session, parameters } => {
+        AuthStep::Challenge(challenge) => {
             let parameters: serde_json::Map<String, Value> =
-                parameters.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-            json!({ "ChallengeName": CUSTOM_CHALLENGE, "Session": session, "ChallengeParameters": parameters })
+                challenge.parameters.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let mut out = json!({
+                "ChallengeName": challenge.name,
+                "Session": challenge.session,
+                "ChallengeParameters": parameters,
+            });
+            if initiate && !challenge.available_challenges.is_empty() {
+                out["AvailableChallenges"] = json!(challenge.available_challenges);
+            }
+            out
         }
         AuthStep::Tokens(t) => json!({
             "AuthenticationResult": {
@@ -324,10 +334,13 @@ fn describe_user_pool(pool: &PoolState, input: DescribeUserPoolInput) -> Result<
         "Id": c.user_pool_id,
         "Name": c.pool_name,
         "Arn": format!("arn:aws:cognito-idp:{}:000000000000:userpool/{}", c.region, c.user_pool_id),
-        "Policies": { "PasswordPolicy": {
-            "MinimumLength": 8, "RequireUppercase": true, "RequireLowercase": true,
-            "RequireNumbers": true, "RequireSymbols": true, "TemporaryPasswordValidityDays": 7
-        }},
+        "Policies": {
+            "PasswordPolicy": {
+                "MinimumLength": 8, "RequireUppercase": true, "RequireLowercase": true,
+                "RequireNumbers": true, "RequireSymbols": true, "TemporaryPasswordValidityDays": 7
+            },
+            "SignInPolicy": { "AllowedFirstAuthFactors": c.allowed_first_auth_factors },
+        },
         "DeletionProtection": "INACTIVE",
         "LambdaConfig": {
             "DefineAuthChallenge": lambda("define-auth-challenge"),
@@ -371,7 +384,7 @@ fn describe_user_pool_client(pool: &PoolState, input: DescribeClientInput) -> Re
         "AccessTokenValidity": minutes,
         "IdTokenValidity": minutes,
         "TokenValidityUnits": { "AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days" },
-        "ExplicitAuthFlows": ["ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        "ExplicitAuthFlows": c.explicit_auth_flows,
         "PreventUserExistenceErrors": c.prevent_user_existence_errors.as_str(),
         "EnableTokenRevocation": true,
         "EnablePropagateAdditionalUserContextData": false,

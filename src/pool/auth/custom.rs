@@ -5,35 +5,25 @@
 //! Knows nothing of JSON or HTTP: `wire.rs` translates. The deliberate defects are applied here,
 //! where a real pool's trigger code would have them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use parking_lot::{Mutex, RwLock};
 
-use super::codes::CodeGenerator;
-use super::config::{DefectsConfig, PoolConfig, PreventUserExistenceErrors, Trigger};
-use super::error::{CognitoError, ErrorKind};
-use super::faults::Faults;
-use super::mail::MailDispatcher;
-use super::tokens::{IssuedTokens, TokenIssuer};
-use super::users::{User, UserDirectory};
+use super::session::{SessionTable, epoch_ms, new_session_token};
+use super::{AuthStep, Challenge, CodeHistory, issue_tokens, unknown_user_gate};
+use crate::pool::codes::CodeGenerator;
+use crate::pool::config::{DefectsConfig, PoolConfig, PreventUserExistenceErrors, Trigger};
+use crate::pool::error::CognitoError;
+use crate::pool::faults::Faults;
+use crate::pool::mail::MailDispatcher;
+use crate::pool::tokens::TokenIssuer;
+use crate::pool::users::{User, UserDirectory};
 
 /// The challenge name of custom auth.
 pub const CUSTOM_CHALLENGE: &str = "CUSTOM_CHALLENGE";
-
-/// What a sign-in step answers: another challenge, or tokens.
-pub enum AuthStep {
-    Challenge {
-        session: String,
-        /// Public ChallengeParameters (USERNAME first).
-        parameters: Vec<(String, String)>,
-    },
-    Tokens(IssuedTokens),
-}
 
 /// The state of one sign-in, carried from Session string to Session string (no Debug: it holds the code).
 #[derive(Clone)]
@@ -66,48 +56,8 @@ impl Flow {
     }
 }
 
-struct SessionEntry {
-    /// Kept while usable; a consumed entry keeps it only when the defect replays sessions.
-    flow: Option<Flow>,
-    consumed: bool,
-    expires_at_ms: u64,
-}
-
-/// Live and consumed sessions, dropped once expired (expiry is also written into the Session string,
-/// so an expired one is recognized after it is dropped).
-#[derive(Default)]
-struct SessionTable {
-    entries: HashMap<String, SessionEntry>,
-    expiry_order: VecDeque<(u64, String)>,
-}
-
-impl SessionTable {
-    fn insert(&mut self, token: String, flow: Flow, expires_at_ms: u64, now_ms: u64) {
-        while let Some((at, _)) = self.expiry_order.front() {
-            if *at > now_ms {
-                break;
-            }
-            if let Some((_, old)) = self.expiry_order.pop_front() {
-                self.entries.remove(&old);
-            }
-        }
-        self.expiry_order.push_back((expires_at_ms, token.clone()));
-        self.entries.insert(token, SessionEntry { flow: Some(flow), consumed: false, expires_at_ms });
-    }
-}
-
-/// Codes a user was mailed and signed in with, kept only when a code-reuse defect needs them.
-#[derive(Default)]
-struct CodeHistory {
-    /// (flow id, code), newest last.
-    issued: VecDeque<(u64, String)>,
-    succeeded: VecDeque<String>,
-}
-
-const CODE_HISTORY: usize = 16;
-
 /// Runs custom-auth sign-ins for one pool and one app client.
-pub struct AuthEngine {
+pub struct CustomAuth {
     client_id: String,
     max_attempts: usize,
     session_validity: Duration,
@@ -118,12 +68,12 @@ pub struct AuthEngine {
     faults: Arc<Faults>,
     mail: Arc<MailDispatcher>,
     tokens: Arc<TokenIssuer>,
-    sessions: Mutex<SessionTable>,
+    sessions: Mutex<SessionTable<Flow>>,
     history: Mutex<HashMap<String, CodeHistory>>,
     next_flow_id: AtomicU64,
 }
 
-impl AuthEngine {
+impl CustomAuth {
     pub fn new(
         config: &PoolConfig,
         users: Arc<RwLock<UserDirectory>>,
@@ -153,47 +103,15 @@ impl AuthEngine {
         }
     }
 
-    /// InitiateAuth.
-    pub async fn initiate(
-        &self,
-        client_id: &str,
-        auth_flow: &str,
-        parameters: &HashMap<String, String>,
-    ) -> Result<AuthStep, CognitoError> {
-        self.check_client(client_id)?;
-        match auth_flow {
-            "CUSTOM_AUTH" => {}
-            "USER_PASSWORD_AUTH" | "USER_SRP_AUTH" | "USER_AUTH" | "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
-                return Err(CognitoError::invalid_parameter(format!("{auth_flow} flow not enabled for this client")));
-            }
-            "ADMIN_NO_SRP_AUTH" | "ADMIN_USER_PASSWORD_AUTH" => {
-                return Err(CognitoError::invalid_parameter(format!(
-                    "Initiate Auth method not supported: {auth_flow}"
-                )));
-            }
-            other => {
-                return Err(CognitoError::invalid_parameter(format!(
-                    "1 validation error detected: Value '{other}' at 'authFlow' failed to satisfy constraint: \
-                     Member must satisfy enum value set: [USER_SRP_AUTH, REFRESH_TOKEN_AUTH, REFRESH_TOKEN, \
-                     CUSTOM_AUTH, ADMIN_NO_SRP_AUTH, USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH, USER_AUTH]"
-                )));
-            }
-        }
+    /// InitiateAuth with AuthFlow CUSTOM_AUTH (the client and the flow are checked by the caller).
+    pub async fn initiate(&self, parameters: &HashMap<String, String>) -> Result<AuthStep, CognitoError> {
         let username = parameters
             .get("USERNAME")
             .filter(|u| !u.is_empty())
             .ok_or_else(|| CognitoError::missing_parameter("USERNAME"))?;
         let user = self.users.read().find(username);
         if user.is_none() {
-            if self.prevent_user_existence_errors == PreventUserExistenceErrors::Legacy {
-                return Err(CognitoError::user_not_found());
-            }
-            if self.defects.unknown_user_error {
-                return Err(CognitoError::new(ErrorKind::NotAuthorized, "User does not exist."));
-            }
-            if !self.defects.unknown_user_delay.is_zero() {
-                tokio::time::sleep(self.defects.unknown_user_delay).await;
-            }
+            unknown_user_gate(self.prevent_user_existence_errors, &self.defects).await?;
         }
         // Define, with an empty session list: always a custom challenge.
         self.faults.invoke_trigger(Trigger::Define).await?;
@@ -209,20 +127,12 @@ impl AuthEngine {
         self.next_challenge(flow).await
     }
 
-    /// RespondToAuthChallenge.
+    /// RespondToAuthChallenge with ChallengeName CUSTOM_CHALLENGE.
     pub async fn respond(
         &self,
-        client_id: &str,
-        challenge_name: &str,
         session: Option<&str>,
         responses: &HashMap<String, String>,
     ) -> Result<AuthStep, CognitoError> {
-        self.check_client(client_id)?;
-        if challenge_name != CUSTOM_CHALLENGE {
-            return Err(CognitoError::invalid_parameter(format!(
-                "Invalid challenge name {challenge_name} for the current session."
-            )));
-        }
         let username = responses.get("USERNAME").ok_or_else(|| CognitoError::missing_parameter("USERNAME"))?;
         let answer = responses.get("ANSWER").ok_or_else(|| CognitoError::missing_parameter("ANSWER"))?;
         let session = session.filter(|s| !s.is_empty()).ok_or_else(CognitoError::invalid_session)?;
@@ -236,11 +146,7 @@ impl AuthEngine {
         if correct {
             let user = flow.user.as_ref().ok_or_else(CognitoError::incorrect_username_or_password)?;
             self.remember_success(user, answer);
-            let tokens = self
-                .tokens
-                .issue(user, &self.client_id)
-                .map_err(|e| CognitoError::new(ErrorKind::InternalError, format!("token signing failed: {e}")))?;
-            return Ok(AuthStep::Tokens(tokens));
+            return Ok(AuthStep::Tokens(issue_tokens(&self.tokens, user, &self.client_id)?));
         }
         if flow.failures() >= self.max_attempts && !self.defects.unbounded_retries {
             return Err(CognitoError::incorrect_username_or_password());
@@ -250,17 +156,7 @@ impl AuthEngine {
 
     /// Sessions currently held (live or consumed, not yet expired).
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().entries.len()
-    }
-
-    fn check_client(&self, client_id: &str) -> Result<(), CognitoError> {
-        if client_id.is_empty() {
-            return Err(CognitoError::missing_parameter("ClientId"));
-        }
-        if client_id != self.client_id {
-            return Err(CognitoError::client_not_found(client_id));
-        }
-        Ok(())
+        self.sessions.lock().len()
     }
 
     /// Create (a new code, mailed) and a new Session string for the next round.
@@ -285,22 +181,19 @@ impl AuthEngine {
         let expires_at_ms = now_ms + self.session_validity.as_millis() as u64;
         let token = new_session_token(expires_at_ms);
         self.sessions.lock().insert(token.clone(), flow, expires_at_ms, now_ms);
-        Ok(AuthStep::Challenge { session: token, parameters })
+        Ok(AuthStep::Challenge(Challenge {
+            name: CUSTOM_CHALLENGE,
+            session: token,
+            parameters,
+            available_challenges: Vec::new(),
+        }))
     }
 
     /// Looks a Session string up, checks it and the USERNAME, and consumes it.
     fn take_session(&self, token: &str, username: &str) -> Result<Flow, CognitoError> {
         let now_ms = epoch_ms();
         let mut table = self.sessions.lock();
-        let Some(entry) = table.entries.get_mut(token) else {
-            return Err(match session_token_expiry(token) {
-                Some(at) if at <= now_ms => CognitoError::expired_session(),
-                _ => CognitoError::invalid_session(),
-            });
-        };
-        if entry.expires_at_ms <= now_ms {
-            return Err(CognitoError::expired_session());
-        }
+        let entry = table.live_entry(token, now_ms)?;
         if entry.consumed && !self.defects.consumed_session_accepted {
             return Err(CognitoError::invalid_session());
         }
@@ -350,55 +243,13 @@ impl AuthEngine {
         if !self.defects.code_valid_in_new_session {
             return;
         }
-        let mut history = self.history.lock();
-        let h = history.entry(user.username.clone()).or_default();
-        h.issued.push_back((flow_id, code.to_string()));
-        if h.issued.len() > CODE_HISTORY {
-            h.issued.pop_front();
-        }
+        self.history.lock().entry(user.username.clone()).or_default().remember_issued(flow_id, code);
     }
 
     fn remember_success(&self, user: &User, code: &str) {
         if !self.defects.code_valid_after_success {
             return;
         }
-        let mut history = self.history.lock();
-        let h = history.entry(user.username.clone()).or_default();
-        h.succeeded.push_back(code.to_string());
-        if h.succeeded.len() > CODE_HISTORY {
-            h.succeeded.pop_front();
-        }
-    }
-}
-
-/// An opaque Session string: 32 random bytes and the expiry (ms since the epoch), base64url.
-fn new_session_token(expires_at_ms: u64) -> String {
-    let mut bytes = [0u8; 40];
-    bytes[..32].copy_from_slice(&rand::random::<[u8; 32]>());
-    bytes[32..].copy_from_slice(&expires_at_ms.to_be_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The expiry written into a Session string, if it is one of ours.
-fn session_token_expiry(token: &str) -> Option<u64> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let tail: [u8; 8] = bytes.get(32..40)?.try_into().ok()?;
-    (bytes.len() == 40).then(|| u64::from_be_bytes(tail))
-}
-
-fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_tokens_carry_their_expiry() {
-        let token = new_session_token(1_234_567);
-        assert_eq!(session_token_expiry(&token), Some(1_234_567));
-        assert_eq!(session_token_expiry("not-a-session"), None);
-        assert_ne!(new_session_token(1), new_session_token(1));
+        self.history.lock().entry(user.username.clone()).or_default().remember_success(code);
     }
 }

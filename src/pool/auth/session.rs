@@ -1,0 +1,109 @@
+//! Session strings and the table of live and consumed sessions, shared by both sign-in flows. A Session
+//! string is opaque to clients: random bytes and its own expiry, so an expired one is recognized even
+//! after the table has dropped it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::pool::error::CognitoError;
+
+/// One session: the flow state it carries (while usable), whether an answer consumed it, its expiry.
+pub(super) struct SessionEntry<F> {
+    /// Kept while usable; a consumed entry keeps it only when a defect replays sessions.
+    pub flow: Option<F>,
+    pub consumed: bool,
+    pub expires_at_ms: u64,
+}
+
+/// Live and consumed sessions, dropped once expired.
+pub(super) struct SessionTable<F> {
+    entries: HashMap<String, SessionEntry<F>>,
+    expiry_order: VecDeque<(u64, String)>,
+}
+
+impl<F> Default for SessionTable<F> {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), expiry_order: VecDeque::new() }
+    }
+}
+
+impl<F> SessionTable<F> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds a session (and drops the expired ones).
+    pub fn insert(&mut self, token: String, flow: F, expires_at_ms: u64, now_ms: u64) {
+        while let Some((at, _)) = self.expiry_order.front() {
+            if *at > now_ms {
+                break;
+            }
+            if let Some((_, old)) = self.expiry_order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+        self.expiry_order.push_back((expires_at_ms, token.clone()));
+        self.entries.insert(token, SessionEntry { flow: Some(flow), consumed: false, expires_at_ms });
+    }
+
+    /// The entry of a Session string that has not expired: an unknown string is `Invalid session`, or
+    /// `session is expired` when its own expiry has passed.
+    pub fn live_entry(&mut self, token: &str, now_ms: u64) -> Result<&mut SessionEntry<F>, CognitoError> {
+        let Some(entry) = self.entries.get_mut(token) else {
+            return Err(match session_token_expiry(token) {
+                Some(at) if at <= now_ms => CognitoError::expired_session(),
+                _ => CognitoError::invalid_session(),
+            });
+        };
+        if entry.expires_at_ms <= now_ms {
+            return Err(CognitoError::expired_session());
+        }
+        Ok(entry)
+    }
+}
+
+/// An opaque Session string: 32 random bytes and the expiry (ms since the epoch), base64url.
+pub(super) fn new_session_token(expires_at_ms: u64) -> String {
+    let mut bytes = [0u8; 40];
+    bytes[..32].copy_from_slice(&rand::random::<[u8; 32]>());
+    bytes[32..].copy_from_slice(&expires_at_ms.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The expiry written into a Session string, if it is one of ours.
+fn session_token_expiry(token: &str) -> Option<u64> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let tail: [u8; 8] = bytes.get(32..40)?.try_into().ok()?;
+    (bytes.len() == 40).then(|| u64::from_be_bytes(tail))
+}
+
+pub(super) fn epoch_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_carry_their_expiry() {
+        let token = new_session_token(1_234_567);
+        assert_eq!(session_token_expiry(&token), Some(1_234_567));
+        assert_eq!(session_token_expiry("not-a-session"), None);
+        assert_ne!(new_session_token(1), new_session_token(1));
+    }
+
+    #[test]
+    fn expired_and_unknown_sessions_are_told_apart() {
+        let mut table = SessionTable::default();
+        let live = new_session_token(10_000);
+        table.insert(live.clone(), (), 10_000, 0);
+        assert!(table.live_entry(&live, 5_000).is_ok());
+        assert_eq!(table.live_entry(&live, 10_000).err(), Some(CognitoError::expired_session()));
+        assert_eq!(table.live_entry(&new_session_token(1), 5_000).err(), Some(CognitoError::expired_session()));
+        assert_eq!(table.live_entry("nope", 5_000).err(), Some(CognitoError::invalid_session()));
+    }
+}
