@@ -814,3 +814,19 @@ async fn native_codes_reach_dovecot_over_lmtp_and_the_code_read_over_imap_signs_
     let code = regex::Regex::new(r"\b(\d{8})\b").expect("regex").captures(&text).expect("a code")[1].to_string();
     signed_in(answer_code(&client, &pool, started.session().expect("Session"), USER, &code).await);
 }
+
+#[tokio::test]
+async fn a_session_answers_only_its_own_challenge() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let client = sdk(&pool);
+    let custom = support::initiate(&client, &pool, USER).await.expect("custom");
+    let custom_session = custom.session().expect("Session");
+    assert_error(error_of(answer_code(&client, &pool, custom_session, USER, "12345678").await), INVALID_SESSION);
+    let (session, code) = email_otp_session(&client, &pool).await;
+    assert_error(error_of(support::respond(&client, &pool, &session, USER, &code).await), INVALID_SESSION);
+    assert_error(error_of(select(&client, &pool, &session, USER, "EMAIL_OTP").await), INVALID_SESSION);
+    let select_session = initiate(&client, &pool, USER, None).await.expect("select");
+    let select_session = select_session.session().expect("Session");
+    assert_error(error_of(answer_code(&client, &pool, select_session, USER, &code).await), INVALID_SESSION);
+    signed_in(answer_code(&client, &pool, &session, USER, &code).await);
+}
