@@ -1,7 +1,7 @@
 //! The local pool's native passwordless sign-in (USER_AUTH with EMAIL_OTP) driven by the AWS SDK for
 //! Rust: the preferred and the SELECT_CHALLENGE paths, wrong codes, lockout, expiry, each uncertain
 //! setting in both of its values, the errors of a client or pool without the flow, Describe*, every
-//! native defect next to a control on the default pool, and one sign-in through Dovecot (LMTP → IMAP).
+//! native defect next to a control on the default pool, and sign-ins through Dovecot (LMTP → IMAP) and S3.
 
 mod support;
 
@@ -809,6 +809,63 @@ async fn native_codes_reach_dovecot_over_lmtp_and_the_code_read_over_imap_signs_
     };
     imap.logout().await.ok();
     let message = mail_parser::MessageParser::default().parse(&raw).expect("MIME");
+    assert_eq!(message.subject(), Some("Your authentication code"));
+    let text = message.body_text(0).expect("text part").into_owned();
+    let code = regex::Regex::new(r"\b(\d{8})\b").expect("regex").captures(&text).expect("a code")[1].to_string();
+    signed_in(answer_code(&client, &pool, started.session().expect("Session"), USER, &code).await);
+}
+
+#[tokio::test]
+async fn a_session_answers_only_its_own_challenge() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let client = sdk(&pool);
+    let custom = support::initiate(&client, &pool, USER).await.expect("custom");
+    let custom_session = custom.session().expect("Session");
+    assert_error(error_of(answer_code(&client, &pool, custom_session, USER, "12345678").await), INVALID_SESSION);
+    let (session, code) = email_otp_session(&client, &pool).await;
+    assert_error(error_of(support::respond(&client, &pool, &session, USER, &code).await), INVALID_SESSION);
+    assert_error(error_of(select(&client, &pool, &session, USER, "EMAIL_OTP").await), INVALID_SESSION);
+    let select_session = initiate(&client, &pool, USER, None).await.expect("select");
+    let select_session = select_session.session().expect("Session");
+    assert_error(error_of(answer_code(&client, &pool, select_session, USER, &code).await), INVALID_SESSION);
+    signed_in(answer_code(&client, &pool, &session, USER, &code).await);
+}
+
+#[tokio::test]
+async fn native_codes_stored_in_s3_as_a_receipt_rule_would_sign_in() {
+    let s3 = otp_harness::testkit::s3server::S3Server::start().await.expect("S3 server starts");
+    let mut config = PoolConfig::default();
+    config.mail.s3 = Some(otp_harness::pool::config::S3SinkConfig {
+        endpoint_url: s3.endpoint(),
+        bucket: "otp-mail".into(),
+        prefix: "inbound/".into(),
+        region: "us-east-1".into(),
+        create_bucket: true,
+    });
+    let pool = start_pool(config).await;
+    let client = sdk(&pool);
+    let started = initiate(&client, &pool, USER, Some("EMAIL_OTP")).await.expect("initiate");
+    let s3_client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(s3.endpoint())
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+            .force_path_style(true)
+            .build(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let key = loop {
+        let listed = s3_client.list_objects_v2().bucket("otp-mail").prefix("inbound/").send().await.expect("list");
+        if let Some(key) = listed.contents().first().and_then(|o| o.key()) {
+            break key.to_string();
+        }
+        assert!(Instant::now() < deadline, "the code mail reached S3 within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let object = s3_client.get_object().bucket("otp-mail").key(&key).send().await.expect("get");
+    let raw = object.body.collect().await.expect("body").into_bytes();
+    let message = mail_parser::MessageParser::default().parse(&raw[..]).expect("MIME");
     assert_eq!(message.subject(), Some("Your authentication code"));
     let text = message.body_text(0).expect("text part").into_owned();
     let code = regex::Regex::new(r"\b(\d{8})\b").expect("regex").captures(&text).expect("a code")[1].to_string();

@@ -1,5 +1,5 @@
-//! `otp-harness bench pool`: how many full custom-auth sign-ins per second the local pool serves on
-//! this machine, next to the bound that RS256 signing alone sets (two signatures per sign-in), measured
+//! `otp-harness bench pool`: how many full sign-ins per second the local pool serves on this machine —
+//! custom auth (`--flow custom`) or native passwordless USER_AUTH with EMAIL_OTP (`--flow email_otp`) — next to the bound that RS256 signing alone sets (two signatures per sign-in), measured
 //! in the same run. Clients speak plain HTTP/JSON and read codes from the in-process outbox, so the
 //! client side costs as little as it can; both sides share the machine's cores.
 
@@ -25,14 +25,29 @@ pub struct BenchPoolArgs {
     /// Sign-ins in flight at once (one test user each).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Which sign-in: custom auth (Define/Create/Verify) or USER_AUTH with PREFERRED_CHALLENGE = EMAIL_OTP.
+    #[arg(long, value_enum, default_value_t = BenchFlow::Custom)]
+    pub flow: BenchFlow,
     /// Write the result as JSON to this file as well.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
 }
 
+/// The sign-in flow a benchmark measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum BenchFlow {
+    /// CUSTOM_AUTH: InitiateAuth, CUSTOM_CHALLENGE answered with the code.
+    Custom,
+    /// USER_AUTH with PREFERRED_CHALLENGE = EMAIL_OTP, answered with EMAIL_OTP_CODE.
+    EmailOtp,
+}
+
 /// What one benchmark run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolBenchResult {
+    pub flow: BenchFlow,
     pub cores: usize,
     pub duration_secs: f64,
     pub concurrency: usize,
@@ -40,7 +55,7 @@ pub struct PoolBenchResult {
     pub signatures_per_sec: f64,
     /// Sign-ins per second that signing alone allows (two signatures each).
     pub signing_bound_signins_per_sec: f64,
-    /// Completed custom-auth sign-ins (InitiateAuth, code from the outbox, RespondToAuthChallenge, tokens).
+    /// Completed sign-ins (InitiateAuth, code from the outbox, RespondToAuthChallenge, tokens).
     pub signins: u64,
     pub signins_per_sec: f64,
     pub failed: u64,
@@ -58,8 +73,9 @@ pub async fn run_pool_bench(args: BenchPoolArgs) -> anyhow::Result<()> {
     }
     let result = bench_pool(&args).await?;
     println!(
-        "cores {}  signing alone: {:.0} signatures/s = bound {:.0} sign-ins/s\n\
+        "flow {:?}  cores {}  signing alone: {:.0} signatures/s = bound {:.0} sign-ins/s\n\
          pool: {} sign-ins in {:.1}s = {:.0} sign-ins/s ({} failed) at concurrency {} = {:.0}% of the signing bound",
+        result.flow,
         result.cores,
         result.signatures_per_sec,
         result.signing_bound_signins_per_sec,
@@ -109,6 +125,7 @@ pub async fn bench_pool(args: &BenchPoolArgs) -> anyhow::Result<PoolBenchResult>
             endpoint: pool.endpoint().to_string(),
             client_id: pool.info().client_id.clone(),
             email: format!("bench+{n}@mail.otp-harness.test"),
+            flow: args.flow,
             state: Arc::clone(pool.state()),
         };
         let (completed, failed, stop) = (Arc::clone(&completed), Arc::clone(&failed), Arc::clone(&stop));
@@ -135,6 +152,7 @@ pub async fn bench_pool(args: &BenchPoolArgs) -> anyhow::Result<PoolBenchResult>
     let bound = signatures_per_sec / 2.0;
     let signins_per_sec = counted as f64 / elapsed;
     Ok(PoolBenchResult {
+        flow: args.flow,
         cores,
         duration_secs: elapsed,
         concurrency: args.concurrency,
@@ -182,6 +200,7 @@ struct SignIn {
     endpoint: String,
     client_id: String,
     email: String,
+    flow: BenchFlow,
     state: Arc<PoolState>,
 }
 
@@ -204,6 +223,36 @@ impl SignIn {
     }
 
     async fn sign_in(&self) -> anyhow::Result<()> {
+        let result = match self.flow {
+            BenchFlow::Custom => self.custom_sign_in().await?,
+            BenchFlow::EmailOtp => self.email_otp_sign_in().await?,
+        };
+        if result["AuthenticationResult"]["IdToken"].as_str().is_none() {
+            bail!("no tokens after the right code");
+        }
+        Ok(())
+    }
+
+    /// USER_AUTH with PREFERRED_CHALLENGE = EMAIL_OTP: the code is mailed at InitiateAuth.
+    async fn email_otp_sign_in(&self) -> anyhow::Result<Value> {
+        let challenge = self
+            .call(
+                "InitiateAuth",
+                json!({ "AuthFlow": "USER_AUTH", "ClientId": self.client_id,
+                        "AuthParameters": { "USERNAME": self.email, "PREFERRED_CHALLENGE": "EMAIL_OTP" } }),
+            )
+            .await?;
+        let session = challenge["Session"].as_str().context("no Session")?;
+        let code = self.latest_code().context("no code in the outbox")?;
+        self.call(
+            "RespondToAuthChallenge",
+            json!({ "ClientId": self.client_id, "ChallengeName": "EMAIL_OTP", "Session": session,
+                    "ChallengeResponses": { "USERNAME": self.email, "EMAIL_OTP_CODE": code } }),
+        )
+        .await
+    }
+
+    async fn custom_sign_in(&self) -> anyhow::Result<Value> {
         let challenge = self
             .call(
                 "InitiateAuth",
@@ -213,20 +262,16 @@ impl SignIn {
         let session = challenge["Session"].as_str().context("no Session")?;
         let username = challenge["ChallengeParameters"]["USERNAME"].as_str().context("no USERNAME")?;
         let code = self.latest_code().context("no code in the outbox")?;
-        let result = self
-            .call(
-                "RespondToAuthChallenge",
-                json!({ "ClientId": self.client_id, "ChallengeName": "CUSTOM_CHALLENGE", "Session": session,
-                        "ChallengeResponses": { "USERNAME": username, "ANSWER": code } }),
-            )
-            .await?;
-        if result["AuthenticationResult"]["IdToken"].as_str().is_none() {
-            bail!("no tokens after the right code");
-        }
-        Ok(())
+        self.call(
+            "RespondToAuthChallenge",
+            json!({ "ClientId": self.client_id, "ChallengeName": "CUSTOM_CHALLENGE", "Session": session,
+                    "ChallengeResponses": { "USERNAME": username, "ANSWER": code } }),
+        )
+        .await
     }
 
-    /// The newest code mailed to this user (the outbox is filled before InitiateAuth answers).
+    /// The newest code mailed to this user (the outbox is filled before InitiateAuth answers); both flows'
+    /// default mails say "… code is NNN".
     fn latest_code(&self) -> Option<String> {
         let outbox = self.state.mail.outbox()?;
         let message = outbox.latest_to(&self.email)?;

@@ -1,9 +1,11 @@
-//! The local pool: an offline, wire-faithful Cognito endpoint for passwordless custom auth, with mail
-//! delivery to an outbox, an LMTP/SMTP server and S3. Run it standalone (`otp-harness pool`) or
-//! in-process (`LocalPool::start`), which is how tests and `otp-harness run` use it.
+//! The local pool: an offline, wire-faithful Cognito endpoint for passwordless sign-in — custom auth and
+//! native USER_AUTH with EMAIL_OTP — with mail delivery to an outbox, an LMTP/SMTP server and S3. Run it
+//! standalone (`otp-harness pool`) or in-process (`LocalPool::start`), which is how tests and
+//! `otp-harness run` use it.
 //!
-//! Layout: `config` (what it is told), `users` and `auth` (the models), `codes`, `tokens`, `mail`
-//! with its sinks (`outbox`, `relay`, `s3sink`), `faults`, and `wire` (HTTP and JSON only).
+//! Layout: `config` (what it is told), `users` and `auth` (the models: `auth::custom`, `auth::native`),
+//! `codes`, `tokens`, `mail` with its sinks (`outbox`, `relay`, `s3sink`), `faults`, and `wire` (HTTP and
+//! JSON only).
 
 pub mod auth;
 pub mod codes;
