@@ -88,11 +88,15 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         .map_err(|e| RunError::CannotRun(format!("creating {}: {e}", report_dir.display())))?;
 
     probes::run_all(&ctx.with_metrics(Arc::new(Metrics::new())), scenario).await;
-    let load = run_load(&ctx, scenario, &report_dir).await?;
-    if scenario.probes.is_enabled(Probe::CodeRandomness) {
-        let min_codes = scenario.expect.min_codes_for_randomness as usize;
-        randomness::record(&ctx.verdicts, &ctx.codes, min_codes);
+    let mut load = run_load(&ctx, scenario, &report_dir).await?;
+    for (auth, row) in scenario.probe_plan() {
+        if row.probe == Probe::CodeRandomness
+            && let Some(counts) = ctx.codes.get(&auth)
+        {
+            randomness::record(&ctx.verdicts, auth, counts, scenario.expect.min_codes_for_randomness as usize);
+        }
     }
+    load.notes.extend(ctx.diagnoses.lock().iter().map(|hint| format!("the pool is not set up for this run: {hint}")));
     let observed = ctx.metrics.observed();
     let thresholds = scenario.thresholds().iter().map(|t| t.evaluate(&observed)).collect();
 

@@ -130,6 +130,7 @@ async fn harness_context(pool: &RunningPool) -> anyhow::Result<FlowContext> {
     let target = ResolvedTarget::local_pool(info, Duration::from_secs(10));
     let tokens = TokenChecker::fetch(&info.issuer, &info.client_id).await.map_err(anyhow::Error::msg)?;
     Ok(FlowContext {
+        auth: crate::cognito::Auth::Custom,
         cognito: CognitoClient::new(target).await,
         mailroom: Arc::new(Mailroom::new()),
         tokens: Arc::new(tokens),
@@ -139,7 +140,8 @@ async fn harness_context(pool: &RunningPool) -> anyhow::Result<FlowContext> {
         otp_timeout: Duration::from_secs(10),
         settle: Duration::from_millis(500),
         get_user: false,
-        codes: Arc::new(crate::checks::randomness::DigitCounts::new()),
+        codes: Arc::default(),
+        diagnoses: Arc::default(),
     })
 }
 
@@ -217,7 +219,7 @@ async fn bare_round(
 }
 
 async fn harness_round(ctx: &Arc<FlowContext>, users: &[String], n: usize) {
-    let spec = FlowSpec { kind: FlowKind::Login, weight: 1, wrong: 1 };
+    let spec = FlowSpec { kind: FlowKind::Login, weight: 1, wrong: 1, auth: None };
     let tasks: Vec<_> = users
         .iter()
         .map(|user| {

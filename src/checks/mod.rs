@@ -1,6 +1,8 @@
 //! Conformance checks and their verdicts. Flows and probes report each observation as a pass or a
 //! failure with a reason; a check fails if any observation failed, passes if some passed and none
-//! failed, and is skipped (with a reason) when nothing could be observed.
+//! failed, and is skipped (with a reason) when nothing could be observed. Each check is made apart for
+//! each way of signing in (`CheckId`: `sign_in` for custom auth, `sign_in.email_otp` for the native flow),
+//! so a migration run judges both side by side.
 
 pub mod randomness;
 pub mod tokens;
@@ -9,6 +11,8 @@ use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use crate::cognito::Auth;
 
 /// Every check the harness makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,6 +31,8 @@ pub enum Check {
     UnknownUserTiming,
     ChallengeLeak,
     CodeRandomness,
+    /// EMAIL_OTP codes have Cognito's fixed length.
+    CodeLength,
 }
 
 impl Check {
@@ -47,6 +53,7 @@ impl Check {
             Check::UnknownUserTiming => "probe.unknown_user_timing",
             Check::ChallengeLeak => "probe.challenge_leak",
             Check::CodeRandomness => "code_randomness",
+            Check::CodeLength => "code_length",
         }
     }
 
@@ -71,7 +78,43 @@ impl Check {
             Check::UnknownUserTiming => "unknown users are answered as fast as known users",
             Check::ChallengeLeak => "ChallengeParameters do not carry the code",
             Check::CodeRandomness => "code digits are uniformly distributed (chi-squared, p >= 0.0001)",
+            Check::CodeLength => "EMAIL_OTP codes have 8 digits, the length Cognito fixes",
         }
+    }
+}
+
+/// A check, made for one way of signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CheckId {
+    pub check: Check,
+    pub auth: Auth,
+}
+
+impl CheckId {
+    /// Stable name: the check's, with `.email_otp` for the native flow.
+    pub fn name(self) -> String {
+        format!("{}{}", self.check.name(), self.auth.suffix())
+    }
+
+    pub fn description(self) -> String {
+        match self.auth {
+            Auth::Custom => self.check.description().to_string(),
+            other => format!("{} ({})", self.check.description(), other.name()),
+        }
+    }
+}
+
+impl From<Check> for CheckId {
+    /// The check for custom auth.
+    fn from(check: Check) -> Self {
+        Self { check, auth: Auth::Custom }
+    }
+}
+
+impl Check {
+    /// This check for a way of signing in.
+    pub fn of(self, auth: Auth) -> CheckId {
+        CheckId { check: self, auth }
     }
 }
 
@@ -119,7 +162,7 @@ const REASONS_KEPT: usize = 3;
 /// Collects observations from every virtual user.
 #[derive(Default)]
 pub struct Verdicts {
-    tallies: Mutex<BTreeMap<Check, Tally>>,
+    tallies: Mutex<BTreeMap<CheckId, Tally>>,
 }
 
 impl Verdicts {
@@ -127,15 +170,15 @@ impl Verdicts {
         Self::default()
     }
 
-    pub fn pass(&self, check: Check) {
-        self.tallies.lock().entry(check).or_default().passed += 1;
+    pub fn pass(&self, check: impl Into<CheckId>) {
+        self.tallies.lock().entry(check.into()).or_default().passed += 1;
     }
 
     /// A failed observation; the reason must carry no code, token or password.
-    pub fn fail(&self, check: Check, reason: impl Into<String>) {
+    pub fn fail(&self, check: impl Into<CheckId>, reason: impl Into<String>) {
         let reason = reason.into();
         let mut tallies = self.tallies.lock();
-        let tally = tallies.entry(check).or_default();
+        let tally = tallies.entry(check.into()).or_default();
         tally.failed += 1;
         if tally.reasons.len() < REASONS_KEPT && !tally.reasons.contains(&reason) {
             tally.reasons.push(reason);
@@ -143,8 +186,8 @@ impl Verdicts {
     }
 
     /// Nothing could be observed for `check`, and why.
-    pub fn skip(&self, check: Check, reason: impl Into<String>) {
-        self.tallies.lock().entry(check).or_default().skip_reason = Some(reason.into());
+    pub fn skip(&self, check: impl Into<CheckId>, reason: impl Into<String>) {
+        self.tallies.lock().entry(check.into()).or_default().skip_reason = Some(reason.into());
     }
 
     /// The verdicts, in check order.
@@ -161,8 +204,8 @@ impl Verdicts {
                     (Status::Skip, t.skip_reason.clone().unwrap_or_else(|| "nothing was observed".into()))
                 };
                 CheckResult {
-                    name: check.name().to_string(),
-                    description: check.description().to_string(),
+                    name: check.name(),
+                    description: check.description(),
                     status,
                     passed: t.passed,
                     failed: t.failed,

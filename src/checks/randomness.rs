@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Check, Verdicts};
+use crate::cognito::Auth;
 
 const CRITICAL_9_DOF: f64 = 33.720;
 
@@ -38,19 +39,21 @@ impl DigitCounts {
     }
 }
 
-/// Records the `code_randomness` verdict over the codes counted.
-pub fn record(verdicts: &Verdicts, counts: &DigitCounts, min_codes: usize) {
+/// Records the `code_randomness` verdict (for `auth`'s codes) over the codes counted.
+pub fn record(verdicts: &Verdicts, auth: Auth, counts: &DigitCounts, min_codes: usize) {
+    let check = Check::CodeRandomness.of(auth);
     match counts.verdict(min_codes) {
-        RandomnessVerdict::Uniform { .. } => verdicts.pass(Check::CodeRandomness),
+        RandomnessVerdict::Uniform { .. } => verdicts.pass(check),
         RandomnessVerdict::Skewed { codes, chi_squared, rarest_digit, rarest_count, expected } => verdicts.fail(
-            Check::CodeRandomness,
+            check,
             format!(
                 "digit frequencies over {codes} codes are not uniform (chi-squared {chi_squared:.1} > 33.7, p < 0.0001): \
                  digit {rarest_digit} appeared {rarest_count} times, {expected:.0} expected"
             ),
         ),
-        RandomnessVerdict::TooFew { codes, needed } => verdicts
-            .skip(Check::CodeRandomness, format!("{codes} codes seen, {needed} needed (expect.min_codes_for_randomness)")),
+        RandomnessVerdict::TooFew { codes, needed } => {
+            verdicts.skip(check, format!("{codes} codes seen, {needed} needed (expect.min_codes_for_randomness)"))
+        }
     }
 }
 

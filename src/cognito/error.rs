@@ -11,6 +11,8 @@ pub enum ErrorClass {
     /// TooManyRequestsException: kept apart from failures.
     Throttled,
     NotAuthorized,
+    /// CodeMismatchException: a wrong EMAIL_OTP code (the session stays usable).
+    CodeMismatch,
     UserNotFound,
     /// A trigger failed (UserLambdaValidation, InvalidLambdaResponse, UnexpectedLambda).
     Lambda,
@@ -49,6 +51,7 @@ impl CallError {
             let class = match type_name.as_str() {
                 t if is_throttling(t) => ErrorClass::Throttled,
                 "NotAuthorizedException" => ErrorClass::NotAuthorized,
+                "CodeMismatchException" => ErrorClass::CodeMismatch,
                 "UserNotFoundException" => ErrorClass::UserNotFound,
                 "UserLambdaValidationException" | "InvalidLambdaResponseException" | "UnexpectedLambdaException" => {
                     ErrorClass::Lambda
@@ -75,6 +78,7 @@ impl CallError {
         matches!(
             self.class,
             ErrorClass::NotAuthorized
+                | ErrorClass::CodeMismatch
                 | ErrorClass::UserNotFound
                 | ErrorClass::InvalidParameter
                 | ErrorClass::ResourceNotFound
@@ -82,6 +86,28 @@ impl CallError {
         )
     }
 }
+
+impl CallError {
+    /// Which pool or app-client setting to change, for errors that mean the pool is not set up for the
+    /// flow the scenario signs in with.
+    pub fn hint(&self) -> Option<&'static str> {
+        match (self.class, self.message.as_str()) {
+            (ErrorClass::InvalidParameter, m) if m.contains("USER_AUTH flow not enabled") => Some(
+                "the app client does not allow USER_AUTH: add ALLOW_USER_AUTH to its ExplicitAuthFlows (auth = \"email_otp\")",
+            ),
+            (ErrorClass::InvalidParameter, m) if m.contains("CUSTOM_AUTH flow not enabled") => {
+                Some("the app client does not allow CUSTOM_AUTH: add ALLOW_CUSTOM_AUTH to its ExplicitAuthFlows")
+            }
+            (_, _) if self.type_name == EMAIL_OTP_NOT_OFFERED => Some(
+                "the pool does not offer EMAIL_OTP: add EMAIL_OTP to its Policies.SignInPolicy.AllowedFirstAuthFactors (Essentials tier or higher)",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The error type the harness gives a USER_AUTH sign-in whose SELECT_CHALLENGE lacks EMAIL_OTP.
+pub const EMAIL_OTP_NOT_OFFERED: &str = "EmailOtpNotOffered";
 
 /// The error types Cognito throttles with (counted apart from failures everywhere).
 pub fn is_throttling(type_name: &str) -> bool {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider as cip;
+use serde::Deserialize;
 
 use crate::pool::PoolInfo;
 
@@ -43,6 +44,44 @@ impl ResolvedTarget {
     }
 }
 
+/// How a user signs in: custom auth (the Define / Create / Verify triggers mail a code: CUSTOM_AUTH) or
+/// Cognito's native passwordless flow (USER_AUTH with the EMAIL_OTP first factor, no Lambda).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    #[default]
+    Custom,
+    EmailOtp,
+}
+
+impl Auth {
+    pub const ALL: [Auth; 2] = [Auth::Custom, Auth::EmailOtp];
+
+    /// As scenarios spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Auth::Custom => "custom",
+            Auth::EmailOtp => "email_otp",
+        }
+    }
+
+    /// What flow, step and check names of this kind end with ("" for custom auth, the default).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Auth::Custom => "",
+            Auth::EmailOtp => ".email_otp",
+        }
+    }
+
+    /// Digits in the codes this flow mails (EMAIL_OTP: 8, fixed by Cognito; the seed's triggers: 6).
+    pub fn code_digits(self) -> usize {
+        match self {
+            Auth::Custom => 6,
+            Auth::EmailOtp => 8,
+        }
+    }
+}
+
 /// A challenge to answer.
 #[derive(Clone)]
 pub struct Challenge {
@@ -51,6 +90,10 @@ pub struct Challenge {
     /// ChallengeParameters.USERNAME (the internal username).
     pub username: String,
     pub parameters: HashMap<String, String>,
+    /// USER_AUTH: the AvailableChallenges of the InitiateAuth answer, and whether a SELECT_CHALLENGE
+    /// had to be answered first (an unknown user's fake challenge may differ here from a real one's).
+    pub available: Vec<String>,
+    pub selected: bool,
 }
 
 impl fmt::Debug for Challenge {
@@ -121,6 +164,16 @@ impl CognitoClient {
         &self.target
     }
 
+    /// Starts a sign-in for `username` that makes the pool mail a code: InitiateAuth with CUSTOM_AUTH,
+    /// or with USER_AUTH and PREFERRED_CHALLENGE = EMAIL_OTP (answering a SELECT_CHALLENGE with
+    /// EMAIL_OTP when the pool asks to choose).
+    pub async fn initiate(&self, username: &str, auth: Auth) -> Result<Challenge, CallError> {
+        match auth {
+            Auth::Custom => self.initiate_custom_auth(username).await,
+            Auth::EmailOtp => self.initiate_email_otp(username).await,
+        }
+    }
+
     /// InitiateAuth with CUSTOM_AUTH for `username`.
     pub async fn initiate_custom_auth(&self, username: &str) -> Result<Challenge, CallError> {
         let out = self
@@ -132,22 +185,70 @@ impl CognitoClient {
             .send()
             .await
             .map_err(CallError::from_sdk)?;
-        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters())
+        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters(), None)
     }
 
-    /// RespondToAuthChallenge with a CUSTOM_CHALLENGE answer.
-    pub async fn respond(&self, challenge: &Challenge, answer: &str) -> Result<AuthAnswer, CallError> {
+    /// InitiateAuth with USER_AUTH preferring EMAIL_OTP; a SELECT_CHALLENGE is answered with EMAIL_OTP.
+    async fn initiate_email_otp(&self, username: &str) -> Result<Challenge, CallError> {
         let out = self
             .sdk
-            .respond_to_auth_challenge()
+            .initiate_auth()
+            .auth_flow(cip::types::AuthFlowType::UserAuth)
             .client_id(&self.target.client_id)
-            .challenge_name(cip::types::ChallengeNameType::CustomChallenge)
-            .session(&challenge.session)
-            .challenge_responses("USERNAME", &challenge.username)
-            .challenge_responses("ANSWER", answer)
+            .auth_parameters("USERNAME", username)
+            .auth_parameters("PREFERRED_CHALLENGE", "EMAIL_OTP")
             .send()
             .await
             .map_err(CallError::from_sdk)?;
+        let challenge = challenge_of(out.challenge_name(), out.session(), out.challenge_parameters(), Some(username))?;
+        let offered: Vec<&str> = out.available_challenges().iter().map(|c| c.as_str()).collect();
+        let challenge = Challenge { available: offered.iter().map(|c| c.to_string()).collect(), ..challenge };
+        if challenge.name != "SELECT_CHALLENGE" {
+            return Ok(challenge);
+        }
+        if !offered.contains(&"EMAIL_OTP") {
+            return Err(CallError {
+                class: ErrorClass::Service,
+                type_name: error::EMAIL_OTP_NOT_OFFERED.into(),
+                message: format!("SELECT_CHALLENGE offered {offered:?}, without EMAIL_OTP"),
+            });
+        }
+        match self.answer(&challenge, "SELECT_CHALLENGE", &[("ANSWER", "EMAIL_OTP")]).await? {
+            AuthAnswer::Challenge(next) => Ok(Challenge { available: challenge.available, selected: true, ..next }),
+            AuthAnswer::Tokens(_) => Err(CallError {
+                class: ErrorClass::Transport,
+                type_name: "MalformedResponse".into(),
+                message: "choosing EMAIL_OTP gave tokens without a code".into(),
+            }),
+        }
+    }
+
+    /// Answers `challenge` with a code: a CUSTOM_CHALLENGE's ANSWER, or an EMAIL_OTP's EMAIL_OTP_CODE.
+    pub async fn respond(&self, challenge: &Challenge, answer: &str) -> Result<AuthAnswer, CallError> {
+        match challenge.name.as_str() {
+            "EMAIL_OTP" => self.answer(challenge, "EMAIL_OTP", &[("EMAIL_OTP_CODE", answer)]).await,
+            _ => self.answer(challenge, "CUSTOM_CHALLENGE", &[("ANSWER", answer)]).await,
+        }
+    }
+
+    /// RespondToAuthChallenge: `name` with USERNAME and `responses`.
+    async fn answer(
+        &self,
+        challenge: &Challenge,
+        name: &str,
+        responses: &[(&str, &str)],
+    ) -> Result<AuthAnswer, CallError> {
+        let mut request = self
+            .sdk
+            .respond_to_auth_challenge()
+            .client_id(&self.target.client_id)
+            .challenge_name(cip::types::ChallengeNameType::from(name))
+            .session(&challenge.session)
+            .challenge_responses("USERNAME", &challenge.username);
+        for (key, value) in responses {
+            request = request.challenge_responses(*key, *value);
+        }
+        let out = request.send().await.map_err(CallError::from_sdk)?;
         if let Some(result) = out.authentication_result() {
             return Ok(AuthAnswer::Tokens(Tokens {
                 id_token: result.id_token().unwrap_or_default().to_string(),
@@ -157,7 +258,8 @@ impl CognitoClient {
                 token_type: result.token_type().map(str::to_string),
             }));
         }
-        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters()).map(AuthAnswer::Challenge)
+        challenge_of(out.challenge_name(), out.session(), out.challenge_parameters(), Some(&challenge.username))
+            .map(AuthAnswer::Challenge)
     }
 
     /// GetUser: the username and attributes the access token stands for.
@@ -169,10 +271,13 @@ impl CognitoClient {
     }
 }
 
+/// A challenge from an answer; `username` stands in for a missing ChallengeParameters.USERNAME (USER_AUTH
+/// challenges carry none: the name signed in with is answered with).
 fn challenge_of(
     name: Option<&cip::types::ChallengeNameType>,
     session: Option<&str>,
     parameters: Option<&HashMap<String, String>>,
+    username: Option<&str>,
 ) -> Result<Challenge, CallError> {
     let malformed = |what: &str| CallError {
         class: ErrorClass::Transport,
@@ -183,7 +288,13 @@ fn challenge_of(
     Ok(Challenge {
         name: name.map(|n| n.as_str().to_string()).ok_or_else(|| malformed("ChallengeName"))?,
         session: session.ok_or_else(|| malformed("Session"))?.to_string(),
-        username: parameters.get("USERNAME").cloned().ok_or_else(|| malformed("ChallengeParameters.USERNAME"))?,
+        username: parameters
+            .get("USERNAME")
+            .cloned()
+            .or_else(|| username.map(str::to_string))
+            .ok_or_else(|| malformed("ChallengeParameters.USERNAME"))?,
         parameters,
+        available: Vec::new(),
+        selected: false,
     })
 }

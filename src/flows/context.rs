@@ -4,20 +4,25 @@
 //! current flow's step records.
 
 use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use crate::checks::randomness::DigitCounts;
 
-use crate::checks::Verdicts;
 use crate::checks::tokens::TokenChecker;
-use crate::cognito::{AuthAnswer, CallError, Challenge, CognitoClient, ErrorClass};
+use crate::checks::{Check, Verdicts};
+use crate::cognito::{Auth, AuthAnswer, CallError, Challenge, CognitoClient, ErrorClass};
 use crate::metrics::{FlowOutcome, Metrics, Step};
 use crate::otp::{Delivery, Mailroom, WaitError};
-use crate::scenario::{Expect, FlowKind, FlowSpec, Scenario};
+use crate::scenario::{Expect, FlowKind, FlowSpec, Scenario, flow_name};
 
-/// Everything a flow needs; one per run, shared by all virtual users.
+/// Everything a flow needs; one per run and way of signing in, shared by all virtual users.
 pub struct FlowContext {
+    /// How this context's flows and probes sign in.
+    pub auth: Auth,
     pub cognito: CognitoClient,
     pub mailroom: Arc<Mailroom>,
     pub tokens: Arc<TokenChecker>,
@@ -27,8 +32,11 @@ pub struct FlowContext {
     pub otp_timeout: Duration,
     pub settle: Duration,
     pub get_user: bool,
-    /// Digit counts of every new code handed to a virtual user (for the randomness check).
-    pub codes: Arc<DigitCounts>,
+    /// Digit counts of every new code handed to a virtual user, per way of signing in (for the
+    /// randomness check).
+    pub codes: Arc<BTreeMap<Auth, DigitCounts>>,
+    /// What to change in the pool or app client, for errors that say it is not set up for the flow.
+    pub diagnoses: Arc<Mutex<BTreeSet<&'static str>>>,
 }
 
 // Why task-locals: a step is timed deep inside a flow (initiate, code, respond), and both the per-flow
@@ -105,6 +113,7 @@ impl FlowContext {
         tokens: Arc<TokenChecker>,
     ) -> Self {
         Self {
+            auth: Auth::Custom,
             cognito,
             mailroom,
             tokens,
@@ -114,8 +123,29 @@ impl FlowContext {
             otp_timeout: scenario.otp.timeout,
             settle: scenario.otp.duplicate_settle,
             get_user: scenario.checks.get_user,
-            codes: Arc::new(DigitCounts::new()),
+            codes: Arc::new(Auth::ALL.into_iter().map(|a| (a, DigitCounts::new())).collect()),
+            diagnoses: Arc::default(),
         }
+    }
+
+    /// The same context signing in another way (everything else shared).
+    pub fn for_auth(&self, auth: Auth) -> Self {
+        Self { auth, ..self.with_metrics(Arc::clone(&self.metrics)) }
+    }
+
+    /// A pass of `check` for this context's way of signing in.
+    pub fn pass(&self, check: Check) {
+        self.verdicts.pass(check.of(self.auth));
+    }
+
+    /// A failure of `check` for this context's way of signing in; the reason carries no secret.
+    pub fn fail(&self, check: Check, reason: impl Into<String>) {
+        self.verdicts.fail(check.of(self.auth), reason);
+    }
+
+    /// `check` could not be observed for this context's way of signing in, and why.
+    pub fn skip(&self, check: Check, reason: impl Into<String>) {
+        self.verdicts.skip(check.of(self.auth), reason);
     }
 }
 
@@ -127,13 +157,14 @@ impl FlowContext {
 
     /// Runs one flow whose sign-in is timed from `started` (the open model's intended start).
     pub async fn run_flow_from(&self, spec: &FlowSpec, user: &str, started: Instant) -> FlowOutcome {
-        let name = spec.kind.name();
+        let name = flow_name(spec.kind, self.auth);
         self.metrics.flow_started(name);
         let flow = async {
-            match spec.kind {
-                FlowKind::Login => self.sign_in(user, 0, started).await,
-                FlowKind::Retry => self.sign_in(user, spec.wrong, started).await,
-                FlowKind::Lockout => self.lockout(user).await,
+            match (spec.kind, self.auth) {
+                (FlowKind::Login, _) => self.sign_in(user, 0, started).await,
+                (FlowKind::Retry, _) => self.sign_in(user, spec.wrong, started).await,
+                (FlowKind::Lockout, Auth::Custom) => self.lockout(user).await,
+                (FlowKind::Lockout, Auth::EmailOtp) => self.lockout_email_otp(user).await,
             }
         };
         let outcome = CURRENT_FLOW.scope(name, flow).await;
@@ -159,6 +190,7 @@ impl FlowContext {
     /// The same context with other metrics (probes keep out of the load's numbers).
     pub fn with_metrics(&self, metrics: Arc<Metrics>) -> Self {
         Self {
+            auth: self.auth,
             cognito: self.cognito.clone(),
             mailroom: Arc::clone(&self.mailroom),
             tokens: Arc::clone(&self.tokens),
@@ -169,13 +201,14 @@ impl FlowContext {
             settle: self.settle,
             get_user: self.get_user,
             codes: Arc::clone(&self.codes),
+            diagnoses: Arc::clone(&self.diagnoses),
         }
     }
 
     /// InitiateAuth, timed.
     pub async fn initiate(&self, user: &str) -> Result<(Challenge, Mailing), StepError> {
         let mailing = Mailing { mark: self.mailroom.mark(), sent: Instant::now() };
-        let result = self.cognito.initiate_custom_auth(user).await;
+        let result = self.cognito.initiate(user, self.auth).await;
         self.count(Step::Initiate, mailing.sent.elapsed(), result.as_ref().err());
         result.map(|c| (c, mailing)).map_err(StepError::Call)
     }
@@ -203,8 +236,21 @@ impl FlowContext {
         match self.mailroom.wait(user, mailing.mark, self.otp_timeout, self.settle).await {
             Ok(delivery) => {
                 self.record(Step::OtpDelivery, mailing.sent.elapsed(), true);
-                if !delivery.repeated {
-                    self.codes.add(&delivery.code);
+                if !delivery.repeated
+                    && let Some(counts) = self.codes.get(&self.auth)
+                {
+                    counts.add(&delivery.code);
+                }
+                if self.auth == Auth::EmailOtp {
+                    let digits = delivery.code.len();
+                    if digits == Auth::EmailOtp.code_digits() {
+                        self.pass(Check::CodeLength);
+                    } else {
+                        self.fail(
+                            Check::CodeLength,
+                            format!("an EMAIL_OTP code had {digits} digits; Cognito's have 8"),
+                        );
+                    }
                 }
                 Ok(delivery)
             }
@@ -227,6 +273,9 @@ impl FlowContext {
             None => self.record(step, elapsed, true),
             Some(e) => {
                 self.metrics.count_error(&e.type_name);
+                if let Some(hint) = e.hint() {
+                    self.diagnoses.lock().insert(hint);
+                }
                 match e.class {
                     ErrorClass::Timeout | ErrorClass::Transport => self.record_failure(step, &e.type_name),
                     _ => self.record_answer(step, elapsed, false, Some(&e.type_name)),

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use super::{FlowContext, StepError, wrong_code};
 use crate::checks::Check;
-use crate::cognito::{AuthAnswer, ErrorClass};
+use crate::cognito::{Auth, AuthAnswer, Challenge, ErrorClass};
 use crate::scenario::{Probe, Scenario, UserExistence};
 
-/// Each enabled probe once, in catalogue order, on test users of its own after the virtual users'.
+/// Each probe of the scenario's plan once — every enabled probe for each way of signing in it applies
+/// to, in catalogue order — on test users of its own after the virtual users'.
 pub async fn run_all(ctx: &FlowContext, scenario: &Scenario) {
     let mut next = scenario.load.virtual_users();
-    for row in scenario.probes.enabled() {
+    for (auth, row) in scenario.probe_plan() {
         let users: Vec<String> = (next..next + row.users).map(|i| scenario.users.address(i)).collect();
         next += row.users;
-        ctx.run_probe(row.probe, &users, scenario).await;
+        ctx.for_auth(auth).run_probe(row.probe, &users, scenario).await;
     }
 }
 
@@ -40,7 +41,7 @@ impl FlowContext {
             (Probe::CodeRandomness, []) => {}
             (probe, users) => {
                 for check in probe.row().checks {
-                    self.verdicts.skip(*check, format!("the probe catalogue gives {probe:?} {} users", users.len()));
+                    self.skip(*check, format!("the probe catalogue gives {probe:?} {} users", users.len()));
                 }
             }
         }
@@ -48,6 +49,9 @@ impl FlowContext {
 
     /// A consumed Session must be refused, even with the code that was right for it.
     pub async fn probe_session_reuse(&self, user: &str) {
+        if self.auth == Auth::EmailOtp {
+            return self.probe_session_reuse_after_sign_in(user).await;
+        }
         let check = Check::SessionReuse;
         let result: Result<(), StepError> = async {
             let (first, mailing) = self.initiate(user).await?;
@@ -57,19 +61,48 @@ impl FlowContext {
             {
                 Ok(AuthAnswer::Challenge(_)) => {}
                 Ok(AuthAnswer::Tokens(_)) => {
-                    self.verdicts.fail(check, "a wrong code signed the user in");
+                    self.fail(check, "a wrong code signed the user in");
                     return Ok(());
                 }
                 Err(e) => return Err(StepError::Call(e)),
             }
             let _ = self.code(user, mailing).await;
             match self.respond(&first, &delivery.code, |r| matches!(r, Err(e) if e.is_refusal())).await {
-                Err(e) if e.is_refusal() => self.verdicts.pass(check),
+                Err(e) if e.is_refusal() => self.pass(check),
+                Ok(AuthAnswer::Tokens(_)) => self.fail(check, "a consumed Session was accepted and signed the user in"),
+                Ok(AuthAnswer::Challenge(_)) => {
+                    self.fail(check, "a consumed Session was accepted (another challenge came back)")
+                }
+                Err(e) => return Err(StepError::Call(e)),
+            }
+            Ok(())
+        }
+        .await;
+        self.skip_on_error(check, result);
+    }
+
+    /// EMAIL_OTP keeps its session after a wrong code, so it is consumed by signing in: the same
+    /// Session and code must then be refused.
+    async fn probe_session_reuse_after_sign_in(&self, user: &str) {
+        let check = Check::SessionReuse;
+        let result: Result<(), StepError> = async {
+            let (challenge, mailing) = self.initiate(user).await?;
+            let delivery = self.code(user, mailing).await?;
+            match self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
+                Ok(AuthAnswer::Tokens(_)) => {}
+                Ok(AuthAnswer::Challenge(_)) => {
+                    self.skip(check, "the first sign-in did not succeed");
+                    return Ok(());
+                }
+                Err(e) => return Err(StepError::Call(e)),
+            }
+            match self.respond(&challenge, &delivery.code, |r| matches!(r, Err(e) if e.is_refusal())).await {
+                Err(e) if e.is_refusal() => self.pass(check),
                 Ok(AuthAnswer::Tokens(_)) => {
-                    self.verdicts.fail(check, "a consumed Session was accepted and signed the user in")
+                    self.fail(check, "a consumed Session was accepted and signed the user in again")
                 }
                 Ok(AuthAnswer::Challenge(_)) => {
-                    self.verdicts.fail(check, "a consumed Session was accepted (another challenge came back)")
+                    self.fail(check, "a consumed Session was accepted (another challenge came back)")
                 }
                 Err(e) => return Err(StepError::Call(e)),
             }
@@ -88,7 +121,7 @@ impl FlowContext {
             match self.respond(&challenge, &used.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
                 Ok(AuthAnswer::Tokens(_)) => {}
                 Ok(AuthAnswer::Challenge(_)) => {
-                    self.verdicts.skip(check, "the first sign-in did not succeed");
+                    self.skip(check, "the first sign-in did not succeed");
                     return Ok(());
                 }
                 Err(e) => return Err(StepError::Call(e)),
@@ -133,13 +166,13 @@ impl FlowContext {
         let (challenge, mailing) = self.initiate(user).await?;
         let new = self.code(user, mailing).await?;
         if new.code == old_code {
-            self.verdicts.skip(check, "the new session drew the same code by chance");
+            self.skip(check, "the new session drew the same code by chance");
             return Ok(());
         }
         match self.respond(&challenge, old_code, |r| !matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
-            Ok(AuthAnswer::Tokens(_)) => self.verdicts.fail(check, failure),
-            Ok(AuthAnswer::Challenge(_)) => self.verdicts.pass(check),
-            Err(e) if e.is_refusal() => self.verdicts.pass(check),
+            Ok(AuthAnswer::Tokens(_)) => self.fail(check, failure),
+            Ok(AuthAnswer::Challenge(_)) => self.pass(check),
+            Err(e) if e.is_refusal() => self.pass(check),
             Err(e) => return Err(StepError::Call(e)),
         }
         Ok(())
@@ -158,7 +191,7 @@ impl FlowContext {
             {
                 Ok(AuthAnswer::Challenge(next)) => next,
                 Ok(AuthAnswer::Tokens(_)) => {
-                    self.verdicts.fail(Check::NewCodeEachAttempt, "a wrong code signed the user in");
+                    self.fail(Check::NewCodeEachAttempt, "a wrong code signed the user in");
                     return Ok(());
                 }
                 Err(e) => return Err(StepError::Call(e)),
@@ -166,34 +199,33 @@ impl FlowContext {
             let round2 = self.code(user, mailing).await?;
             let same = round2.code == round1.code;
             match (self.expect.new_code_each_attempt, same) {
-                (true, true) => self.verdicts.fail(
+                (true, true) => self.fail(
                     Check::NewCodeEachAttempt,
                     "round 2 mailed the same code as round 1; expect.new_code_each_attempt = true",
                 ),
                 (false, false) => self
-                    .verdicts
                     .fail(Check::NewCodeEachAttempt, "round 2 mailed a new code; expect.new_code_each_attempt = false"),
-                _ => self.verdicts.pass(Check::NewCodeEachAttempt),
+                _ => self.pass(Check::NewCodeEachAttempt),
             }
             if same {
-                self.verdicts.skip(Check::FirstCodeAfterRetry, "both rounds mailed the same code");
+                self.skip(Check::FirstCodeAfterRetry, "both rounds mailed the same code");
                 return Ok(());
             }
             match self.respond(&second, &round1.code, |r| !matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
-                Ok(AuthAnswer::Tokens(_)) => self.verdicts.fail(
+                Ok(AuthAnswer::Tokens(_)) => self.fail(
                     Check::FirstCodeAfterRetry,
                     "the round-1 code still signed in after round 2 mailed a new one",
                 ),
-                Ok(AuthAnswer::Challenge(_)) => self.verdicts.pass(Check::FirstCodeAfterRetry),
-                Err(e) if e.is_refusal() => self.verdicts.pass(Check::FirstCodeAfterRetry),
+                Ok(AuthAnswer::Challenge(_)) => self.pass(Check::FirstCodeAfterRetry),
+                Err(e) if e.is_refusal() => self.pass(Check::FirstCodeAfterRetry),
                 Err(e) => return Err(StepError::Call(e)),
             }
             Ok(())
         }
         .await;
         if let Err(e) = result {
-            self.verdicts.skip(Check::NewCodeEachAttempt, format!("could not run: {e}"));
-            self.verdicts.skip(Check::FirstCodeAfterRetry, format!("could not run: {e}"));
+            self.skip(Check::NewCodeEachAttempt, format!("could not run: {e}"));
+            self.skip(Check::FirstCodeAfterRetry, format!("could not run: {e}"));
         }
     }
 
@@ -204,50 +236,54 @@ impl FlowContext {
         let mut unknown_times = Vec::new();
         for n in 0..samples.max(1) {
             let started = Instant::now();
-            let known_keys = match self.cognito.initiate_custom_auth(known).await {
+            let known_shape = match self.cognito.initiate(known, self.auth).await {
                 Ok(challenge) => {
                     known_times.push(started.elapsed());
-                    let mut keys: Vec<String> = challenge.parameters.keys().cloned().collect();
-                    keys.sort();
-                    keys
+                    shape(&challenge)
                 }
                 Err(e) => {
-                    self.verdicts
-                        .skip(Check::UnknownUserAnswer, format!("a known user could not start a sign-in: {e}"));
-                    self.verdicts
-                        .skip(Check::UnknownUserTiming, format!("a known user could not start a sign-in: {e}"));
+                    self.skip(Check::UnknownUserAnswer, format!("a known user could not start a sign-in: {e}"));
+                    self.skip(Check::UnknownUserTiming, format!("a known user could not start a sign-in: {e}"));
                     return;
                 }
             };
             let address = unknown(n);
             let started = Instant::now();
-            let answer = self.cognito.initiate_custom_auth(&address).await;
+            let answer = self.cognito.initiate(&address, self.auth).await;
             let elapsed = started.elapsed();
             match (self.expect.user_existence, answer) {
                 (UserExistence::Hidden, Ok(challenge)) => {
                     unknown_times.push(elapsed);
-                    let mut keys: Vec<String> = challenge.parameters.keys().cloned().collect();
-                    keys.sort();
-                    if known_keys != keys {
-                        self.verdicts.fail(Check::UnknownUserAnswer, "unknown users get other ChallengeParameters than known users");
-                    } else if challenge.username.eq_ignore_ascii_case(&address) {
-                        self.verdicts.fail(Check::UnknownUserAnswer, "unknown users' challenges echo the address as USERNAME, known users' carry the internal username");
+                    let unknown_shape = shape(&challenge);
+                    let echoed = challenge.parameters.get("USERNAME").is_some_and(|u| u.eq_ignore_ascii_case(&address));
+                    if known_shape != unknown_shape {
+                        self.fail(
+                            Check::UnknownUserAnswer,
+                            format!(
+                                "unknown users get another challenge than known users ({} vs {})",
+                                unknown_shape.describe(),
+                                known_shape.describe()
+                            ),
+                        );
+                    } else if echoed {
+                        self.fail(Check::UnknownUserAnswer, "unknown users' challenges echo the address as USERNAME, known users' carry the internal username");
                     } else {
-                        self.verdicts.pass(Check::UnknownUserAnswer);
+                        self.pass(Check::UnknownUserAnswer);
                     }
                 }
-                (UserExistence::Hidden, Err(e)) if e.class == ErrorClass::Throttled => {
-                    self.verdicts.skip(Check::UnknownUserAnswer, format!("throttled: {e}"));
+                // Throttling, a failing trigger, a time-out: no answer about the user, so no verdict.
+                (_, Err(e)) if !e.is_refusal() => {
+                    self.skip(Check::UnknownUserAnswer, format!("an unknown user's sign-in could not start: {e}"));
                 }
-                (UserExistence::Hidden, Err(e)) => self.verdicts.fail(
+                (UserExistence::Hidden, Err(e)) => self.fail(
                     Check::UnknownUserAnswer,
                     format!("unknown users get {e}, known users a challenge (expect.user_existence = \"hidden\")"),
                 ),
                 (UserExistence::Revealed, Err(e)) if e.class == ErrorClass::UserNotFound => {
                     unknown_times.push(elapsed);
-                    self.verdicts.pass(Check::UnknownUserAnswer);
+                    self.pass(Check::UnknownUserAnswer);
                 }
-                (UserExistence::Revealed, other) => self.verdicts.fail(
+                (UserExistence::Revealed, other) => self.fail(
                     Check::UnknownUserAnswer,
                     format!(
                         "expected UserNotFoundException for unknown users (expect.user_existence = \"revealed\"), got {}",
@@ -260,8 +296,7 @@ impl FlowContext {
             }
         }
         if self.expect.user_existence == UserExistence::Revealed {
-            self.verdicts
-                .skip(Check::UnknownUserTiming, "unknown users are revealed by design (expect.user_existence)");
+            self.skip(Check::UnknownUserTiming, "unknown users are revealed by design (expect.user_existence)");
             return;
         }
         match (median(&mut known_times), median(&mut unknown_times)) {
@@ -269,7 +304,7 @@ impl FlowContext {
                 let difference = u.abs_diff(k);
                 if difference > self.expect.timing_tolerance {
                     let direction = if u > k { "slower" } else { "faster" };
-                    self.verdicts.fail(
+                    self.fail(
                         Check::UnknownUserTiming,
                         format!(
                             "unknown users are answered {:.0} ms {direction} than known users (medians {:.0} vs {:.0} ms; tolerance {:.0} ms)",
@@ -280,10 +315,10 @@ impl FlowContext {
                         ),
                     );
                 } else {
-                    self.verdicts.pass(Check::UnknownUserTiming);
+                    self.pass(Check::UnknownUserTiming);
                 }
             }
-            _ => self.verdicts.skip(Check::UnknownUserTiming, "no unknown-user sample was answered"),
+            _ => self.skip(Check::UnknownUserTiming, "no unknown-user sample was answered"),
         }
     }
 
@@ -295,9 +330,9 @@ impl FlowContext {
             let leaked: Vec<&String> =
                 challenge.parameters.iter().filter(|(_, v)| v.contains(&delivery.code)).map(|(k, _)| k).collect();
             if leaked.is_empty() {
-                self.verdicts.pass(Check::ChallengeLeak);
+                self.pass(Check::ChallengeLeak);
             } else {
-                self.verdicts.fail(
+                self.fail(
                     Check::ChallengeLeak,
                     format!("ChallengeParameters carry the mailed code (under {leaked:?})"),
                 );
@@ -310,9 +345,40 @@ impl FlowContext {
 
     fn skip_on_error(&self, check: Check, result: Result<(), StepError>) {
         if let Err(e) = result {
-            self.verdicts.skip(check, format!("could not run: {e}"));
+            self.skip(check, format!("could not run: {e}"));
         }
     }
+}
+
+/// What a challenge looks like from outside: its name, parameter keys, offered challenges, and whether
+/// SELECT_CHALLENGE came first. Known and unknown users' must not differ.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    name: String,
+    keys: Vec<String>,
+    available: Vec<String>,
+    selected: bool,
+}
+
+impl Shape {
+    fn describe(&self) -> String {
+        let mut text = format!("{} with {:?}", self.name, self.keys);
+        if !self.available.is_empty() {
+            text.push_str(&format!(", offering {:?}", self.available));
+        }
+        if self.selected {
+            text.push_str(", after SELECT_CHALLENGE");
+        }
+        text
+    }
+}
+
+fn shape(challenge: &Challenge) -> Shape {
+    let mut keys: Vec<String> = challenge.parameters.keys().cloned().collect();
+    keys.sort();
+    let mut available = challenge.available.clone();
+    available.sort();
+    Shape { name: challenge.name.clone(), keys, available, selected: challenge.selected }
 }
 
 fn median(samples: &mut [Duration]) -> Option<Duration> {

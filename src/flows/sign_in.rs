@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{FlowContext, wrong_code};
 use crate::checks::Check;
-use crate::cognito::{AuthAnswer, ErrorClass, Tokens};
+use crate::cognito::{Auth, AuthAnswer, CallError, ErrorClass, Tokens};
 use crate::metrics::{FlowOutcome, Step};
 
 impl FlowContext {
@@ -20,40 +20,50 @@ impl FlowContext {
             }
             outcome
         };
-        let (mut challenge, mut mailing) = match self.initiate(user).await {
+        let (mut challenge, mailing) = match self.initiate(user).await {
             Ok(v) => v,
             Err(_) => return end(FlowOutcome::Errored),
         };
+        let Ok(mut delivery) = self.code(user, mailing).await else {
+            return end(FlowOutcome::Errored);
+        };
         for round in 1..=wrong {
-            let Ok(delivery) = self.code(user, mailing).await else {
-                return end(FlowOutcome::Errored);
-            };
-            mailing = self.mailing();
-            match self
-                .respond(&challenge, &wrong_code(&delivery.code), |r| matches!(r, Ok(AuthAnswer::Challenge(_))))
-                .await
-            {
-                Ok(AuthAnswer::Challenge(next)) => challenge = next,
-                Ok(AuthAnswer::Tokens(_)) => {
-                    self.verdicts.fail(check, "a wrong code signed the user in");
+            // Custom auth mails a new code with the next challenge; EMAIL_OTP keeps session and code.
+            let next_mailing = self.mailing();
+            let answer = self.respond(&challenge, &wrong_code(&delivery.code), |r| self.wrong_code_answered(r)).await;
+            match (self.auth, answer) {
+                (_, Ok(AuthAnswer::Tokens(_))) => {
+                    self.fail(check, "a wrong code signed the user in");
                     return end(FlowOutcome::Nonconforming);
                 }
-                Err(e) if e.class == ErrorClass::NotAuthorized => {
-                    self.verdicts.fail(
+                (Auth::Custom, Ok(AuthAnswer::Challenge(next))) => {
+                    challenge = next;
+                    let Ok(next_code) = self.code(user, next_mailing).await else {
+                        return end(FlowOutcome::Errored);
+                    };
+                    delivery = next_code;
+                }
+                (Auth::EmailOtp, Err(e)) if e.class == ErrorClass::CodeMismatch => {}
+                (Auth::EmailOtp, Ok(AuthAnswer::Challenge(next))) => {
+                    self.fail(
                         check,
-                        format!(
-                            "the sign-in ended after {round} wrong code(s) ({e}); expect.max_attempts = {}",
-                            self.expect.max_attempts
-                        ),
+                        format!("a wrong code was answered with a {} challenge, not CodeMismatchException", next.name),
                     );
                     return end(FlowOutcome::Nonconforming);
                 }
-                Err(_) => return end(FlowOutcome::Errored),
+                (auth, Err(e)) if e.class == ErrorClass::NotAuthorized => {
+                    let limit = match auth {
+                        Auth::Custom => format!("expect.max_attempts = {}", self.expect.max_attempts),
+                        Auth::EmailOtp => {
+                            format!("expect.email_otp_max_wrong_codes = {}", self.expect.email_otp_max_wrong_codes)
+                        }
+                    };
+                    self.fail(check, format!("the sign-in ended after {round} wrong code(s) ({e}); {limit}"));
+                    return end(FlowOutcome::Nonconforming);
+                }
+                (_, Err(_)) => return end(FlowOutcome::Errored),
             }
         }
-        let Ok(delivery) = self.code(user, mailing).await else {
-            return end(FlowOutcome::Errored);
-        };
         let answer = self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await;
         if delivery.uncertain && !matches!(answer, Ok(AuthAnswer::Tokens(_))) {
             // Perhaps the late mail of an earlier, timed-out wait: no proof of a defect.
@@ -62,16 +72,16 @@ impl FlowContext {
         }
         match answer {
             Ok(AuthAnswer::Tokens(tokens)) => {
-                self.verdicts.pass(check);
+                self.pass(check);
                 let conforming = self.check_tokens(&tokens, user).await;
                 end(if conforming { FlowOutcome::Succeeded } else { FlowOutcome::Nonconforming })
             }
             Ok(AuthAnswer::Challenge(_)) => {
-                self.verdicts.fail(check, "the right code was answered with another challenge");
+                self.fail(check, "the right code was answered with another challenge");
                 end(FlowOutcome::Nonconforming)
             }
             Err(e) if e.is_refusal() => {
-                self.verdicts.fail(check, format!("the right code was refused: {e}"));
+                self.fail(check, format!("the right code was refused: {e}"));
                 end(FlowOutcome::Nonconforming)
             }
             Err(_) => end(FlowOutcome::Errored),
@@ -101,13 +111,22 @@ impl FlowContext {
             }
         }
         if problems.is_empty() {
-            self.verdicts.pass(Check::Tokens);
+            self.pass(Check::Tokens);
             true
         } else {
             for problem in problems {
-                self.verdicts.fail(Check::Tokens, problem);
+                self.fail(Check::Tokens, problem);
             }
             false
+        }
+    }
+
+    /// Whether an answer to a wrong code is the one the pool should give: another challenge with a new
+    /// code (custom auth), or CodeMismatchException with the session kept (EMAIL_OTP).
+    pub(super) fn wrong_code_answered(&self, answer: &Result<AuthAnswer, CallError>) -> bool {
+        match self.auth {
+            Auth::Custom => matches!(answer, Ok(AuthAnswer::Challenge(_))),
+            Auth::EmailOtp => matches!(answer, Err(e) if e.class == ErrorClass::CodeMismatch),
         }
     }
 }

@@ -52,7 +52,7 @@ impl OtpSource {
         local_outbox: Option<&str>,
         users: &Users,
     ) -> Result<Self, SourceError> {
-        let extractor = Extractor::new(&otp.code_pattern, otp.from.as_deref())
+        let extractor = Extractor::new(&otp.pattern(), otp.from.as_deref())
             .map_err(|e| SourceError::new("otp", format!("bad code pattern: {e}")))?;
         let mailroom = Arc::new(Mailroom::for_users(users.clone()));
         let stop = CancellationToken::new();

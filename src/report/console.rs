@@ -28,6 +28,17 @@ pub fn render(r: &RunResult) -> String {
             if s.failed > 0 { format!("  ({} failed)", s.failed) } else { String::new() }
         );
     }
+    let sign_ins: Vec<_> = r.flow_steps_in_order().filter(|(_, step, _)| *step == "login").collect();
+    if sign_ins.len() > 1 {
+        let _ = writeln!(out, "\n  sign-ins by flow   count     p50     p90     p99     max  (ms)");
+        for (flow, _, s) in sign_ins {
+            let _ = writeln!(
+                out,
+                "  {flow:<17} {:>6} {:>7.1} {:>7.1} {:>7.1} {:>7.1}",
+                s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            );
+        }
+    }
     if !r.errors.is_empty() {
         let list: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "\n  errors: {}", list.join(", "));
@@ -36,7 +47,7 @@ pub fn render(r: &RunResult) -> String {
     for c in &r.checks {
         let mark = c.status.label();
         let detail = if c.reason.is_empty() { String::new() } else { format!(" — {}", c.reason) };
-        let _ = writeln!(out, "    {mark} {:<34} {:>5}/{:<5}{detail}", c.name, c.passed, c.passed + c.failed);
+        let _ = writeln!(out, "    {mark} {:<44} {:>5}/{:<5}{detail}", c.name, c.passed, c.passed + c.failed);
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\n  thresholds:");

@@ -170,6 +170,25 @@ fn steps_table(r: &RunResult) -> String {
         );
     }
     out.push_str("</table>\n");
+    if r.flow_steps.len() > 1 {
+        out.push_str(
+            "<h2>Steps by flow (ms)</h2>\n<table id=\"flow-steps\"><tr><th>flow</th><th>step</th><th>count</th><th>failed</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n",
+        );
+        for (flow, step, s) in r.flow_steps_in_order() {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{step}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td></tr>",
+                esc(flow),
+                s.count,
+                s.failed,
+                s.p50_ms,
+                s.p90_ms,
+                s.p99_ms,
+                s.max_ms
+            );
+        }
+        out.push_str("</table>\n");
+    }
     out
 }
 

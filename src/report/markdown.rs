@@ -55,6 +55,19 @@ pub fn render(r: &RunResult) -> String {
             s.count, s.ok, s.failed, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms
         );
     }
+    if r.flow_steps.len() > 1 {
+        let _ = writeln!(
+            out,
+            "\n## Steps by flow (ms)\n\n| flow | step | count | failed | p50 | p90 | p99 | max |\n|---|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for (flow, step, s) in r.flow_steps_in_order() {
+            let _ = writeln!(
+                out,
+                "| {flow} | {step} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                s.count, s.failed, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n## Flows\n\n| flow | started | succeeded | errored | nonconforming |\n|---|---:|---:|---:|---:|"

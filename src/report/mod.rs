@@ -94,6 +94,16 @@ impl RunResult {
             .filter_map(|s| self.steps.get(s.name()).map(|summary| (s.name(), summary)))
     }
 
+    /// Each flow's steps in pipeline order, flows by name (`login`, `login.email_otp`, …): the flows side by
+    /// side.
+    pub fn flow_steps_in_order(&self) -> impl Iterator<Item = (&str, &'static str, &StepSummary)> + '_ {
+        self.flow_steps.iter().flat_map(|(flow, steps)| {
+            crate::metrics::Step::ALL
+                .into_iter()
+                .filter_map(move |s| steps.get(s.name()).map(|summary| (flow.as_str(), s.name(), summary)))
+        })
+    }
+
     /// Reads a run folder's `summary.json`.
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("summary.json");

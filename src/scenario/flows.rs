@@ -3,8 +3,10 @@
 
 use serde::Deserialize;
 
+use super::Expect;
 use super::error::{Locator, ScenarioError};
 use crate::checks::Check;
+use crate::cognito::Auth;
 
 /// A virtual user's script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -27,10 +29,36 @@ pub struct FlowSpec {
     /// retry: wrong codes before the right one.
     #[serde(default = "one")]
     pub wrong: u32,
+    /// How this flow signs in (default: the scenario's `auth`; set when the scenario loads).
+    pub auth: Option<Auth>,
+}
+
+impl FlowSpec {
+    /// How this flow signs in.
+    pub fn auth(&self) -> Auth {
+        self.auth.unwrap_or_default()
+    }
+
+    /// Its name in the step metrics and reports: `login`, or `login.email_otp` for the native flow.
+    pub fn name(&self) -> &'static str {
+        flow_name(self.kind, self.auth())
+    }
+}
+
+/// `login`, `retry`, `lockout`, each with `.email_otp` for the native flow.
+pub fn flow_name(kind: FlowKind, auth: Auth) -> &'static str {
+    match (kind, auth) {
+        (FlowKind::Login, Auth::Custom) => "login",
+        (FlowKind::Retry, Auth::Custom) => "retry",
+        (FlowKind::Lockout, Auth::Custom) => "lockout",
+        (FlowKind::Login, Auth::EmailOtp) => "login.email_otp",
+        (FlowKind::Retry, Auth::EmailOtp) => "retry.email_otp",
+        (FlowKind::Lockout, Auth::EmailOtp) => "lockout.email_otp",
+    }
 }
 
 pub(super) fn default_flows() -> Vec<FlowSpec> {
-    vec![FlowSpec { kind: FlowKind::Login, weight: 1, wrong: 1 }]
+    vec![FlowSpec { kind: FlowKind::Login, weight: 1, wrong: 1, auth: None }]
 }
 
 fn one() -> u32 {
@@ -47,18 +75,21 @@ impl FlowKind {
         }
     }
 
-    /// The checks a flow of this kind observes.
-    pub fn checks(self) -> &'static [Check] {
-        match self {
-            FlowKind::Login => &[Check::SignIn, Check::Tokens],
-            FlowKind::Retry => &[Check::Retry, Check::Tokens],
-            FlowKind::Lockout => &[Check::Lockout, Check::LockoutRealCodeRefused],
+    /// The checks a flow of this kind observes when it signs in with `auth`.
+    pub fn checks(self, auth: Auth) -> &'static [Check] {
+        match (self, auth) {
+            (FlowKind::Login, Auth::Custom) => &[Check::SignIn, Check::Tokens],
+            (FlowKind::Retry, Auth::Custom) => &[Check::Retry, Check::Tokens],
+            (FlowKind::Lockout, Auth::Custom) => &[Check::Lockout, Check::LockoutRealCodeRefused],
+            (FlowKind::Login, Auth::EmailOtp) => &[Check::SignIn, Check::Tokens, Check::CodeLength],
+            (FlowKind::Retry, Auth::EmailOtp) => &[Check::Retry, Check::Tokens, Check::CodeLength],
+            (FlowKind::Lockout, Auth::EmailOtp) => &[Check::Lockout, Check::LockoutRealCodeRefused, Check::CodeLength],
         }
     }
 }
 
-/// Checks the flow mix against the expected attempt limit.
-pub(super) fn validate(flows: &[FlowSpec], max_attempts: u32, at: &Locator<'_>) -> Result<(), ScenarioError> {
+/// Checks the flow mix against the expected attempt limits.
+pub(super) fn validate(flows: &[FlowSpec], expect: &Expect, at: &Locator<'_>) -> Result<(), ScenarioError> {
     if flows.is_empty() || flows.iter().all(|f| f.weight == 0) {
         return Err(at.error(
             "flow",
@@ -69,16 +100,18 @@ pub(super) fn validate(flows: &[FlowSpec], max_attempts: u32, at: &Locator<'_>) 
         ));
     }
     for (i, f) in flows.iter().enumerate() {
-        if f.kind == FlowKind::Retry && (f.wrong == 0 || f.wrong >= max_attempts) {
+        let most = expect.wrong_codes_before_lock(f.auth());
+        if f.kind == FlowKind::Retry && (f.wrong == 0 || f.wrong > most) {
+            let limit = match f.auth() {
+                Auth::Custom => format!("max_attempts = {}", expect.max_attempts),
+                Auth::EmailOtp => format!("email_otp_max_wrong_codes = {}", expect.email_otp_max_wrong_codes),
+            };
             return Err(at.error(
                 "flow",
                 i,
                 "wrong",
-                format!(
-                    "a retry flow with wrong = {} cannot end in a sign-in when max_attempts = {max_attempts}",
-                    f.wrong
-                ),
-                &format!("set wrong between 1 and {}", max_attempts.saturating_sub(1).max(1)),
+                format!("a retry flow with wrong = {} cannot end in a sign-in when {limit}", f.wrong),
+                &format!("set wrong between 1 and {}", most.max(1)),
             ));
         }
     }

@@ -23,7 +23,7 @@ use serde::Deserialize;
 pub use error::ScenarioError;
 use error::{Locator, line_of_offset};
 pub use expect::{Expect, UserExistence};
-pub use flows::{FlowKind, FlowSpec};
+pub use flows::{FlowKind, FlowSpec, flow_name};
 pub use load::{Load, LoadModel, Stage};
 pub use otp::{AfterRead, ImapMode, ImapOptions, Otp, OtpSourceKind, OutboxOptions, S3Options, is_loopback_host};
 pub use probes::{CATALOGUE, Probe, ProbeRow, Probes};
@@ -32,7 +32,8 @@ pub use target::{Target, TargetKind};
 pub use users::Users;
 pub use worker::WorkerSlice;
 
-use crate::checks::Check;
+use crate::checks::CheckId;
+pub use crate::cognito::Auth;
 use crate::pool::PoolConfig;
 use crate::thresholds::Threshold;
 
@@ -45,6 +46,10 @@ pub struct Scenario {
     #[serde(default)]
     pub description: String,
     pub target: Target,
+    /// How the flows sign in unless a `[[flow]]` says otherwise: `custom` (custom auth, the default) or
+    /// `email_otp` (USER_AUTH with EMAIL_OTP).
+    #[serde(default)]
+    pub auth: Auth,
     pub users: Users,
     pub otp: Otp,
     /// The flow mix: each virtual user takes the flows in a weighted round-robin order.
@@ -101,6 +106,13 @@ impl Scenario {
             ScenarioError::new(path, line, message, fix)
         })?;
         scenario.path = path.to_path_buf();
+        for flow in &mut scenario.flows {
+            flow.auth.get_or_insert(scenario.auth);
+        }
+        if scenario.otp.code_pattern.is_none() {
+            let digits: Vec<usize> = scenario.auths().iter().map(|a| a.code_digits()).collect();
+            scenario.otp.code_pattern = Some(otp::default_code_pattern(&digits));
+        }
         let at = Locator { path, text };
         scenario.validate(&at)?;
         scenario.thresholds = thresholds::parse(&scenario.threshold_conditions, &at)?;
@@ -141,14 +153,14 @@ impl Scenario {
         self.validate_user_count(at)?;
         self.otp.validate(self.target.kind, at)?;
         self.report.validate(at)?;
-        flows::validate(&self.flows, self.expect.max_attempts, at)?;
+        flows::validate(&self.flows, &self.expect, at)?;
         self.expect.validate(at)?;
         self.load.validate(&self.threshold_conditions, at)
     }
 
     /// Enough test users for the virtual users (or the open model's in-flight cap) and the probes.
     fn validate_user_count(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
-        let needed = self.load.virtual_users().saturating_add(self.probes.users_needed());
+        let needed = self.load.virtual_users().saturating_add(self.probe_users());
         if self.users.count >= needed {
             return Ok(());
         }
@@ -164,7 +176,7 @@ impl Scenario {
                 "users.count = {} but the run needs {needed} ({} {what} + {} for probes)",
                 self.users.count,
                 self.load.virtual_users(),
-                self.probes.users_needed()
+                self.probe_users()
             ),
             &format!("set users.count = {needed} or more, or lower {knob}"),
         ))
@@ -175,12 +187,34 @@ impl Scenario {
         &self.thresholds
     }
 
-    /// Every check this scenario makes: those of its flows (of weight above zero) and of its enabled
-    /// probes, in check order.
-    pub fn planned_checks(&self) -> Vec<Check> {
-        let flows = self.flows.iter().filter(|f| f.weight > 0).flat_map(|f| f.kind.checks());
-        let probes = self.probes.enabled().flat_map(|r| r.checks);
-        let mut checks: Vec<Check> = flows.chain(probes).copied().collect();
+    /// The ways of signing in the flows (of weight above zero) use, custom auth first.
+    pub fn auths(&self) -> Vec<Auth> {
+        Auth::ALL.into_iter().filter(|a| self.flows.iter().any(|f| f.weight > 0 && f.auth() == *a)).collect()
+    }
+
+    /// The probes that run, in order: each enabled probe for each way of signing in it applies to.
+    pub fn probe_plan(&self) -> Vec<(Auth, &'static ProbeRow)> {
+        self.auths()
+            .into_iter()
+            .flat_map(|auth| self.probes.enabled().filter(move |r| r.auths.contains(&auth)).map(move |r| (auth, r)))
+            .collect()
+    }
+
+    /// Test users the probes sign in as, after the virtual users'.
+    pub fn probe_users(&self) -> u32 {
+        self.probe_plan().iter().fold(0u32, |n, (_, r)| n.saturating_add(r.users))
+    }
+
+    /// Every check this scenario makes: those of its flows (of weight above zero) and of its probes,
+    /// each for the way of signing in it is made with, in check order.
+    pub fn planned_checks(&self) -> Vec<CheckId> {
+        let flows = self
+            .flows
+            .iter()
+            .filter(|f| f.weight > 0)
+            .flat_map(|f| f.kind.checks(f.auth()).iter().map(|c| c.of(f.auth())));
+        let probes = self.probe_plan().into_iter().flat_map(|(auth, r)| r.checks.iter().map(move |c| c.of(auth)));
+        let mut checks: Vec<CheckId> = flows.chain(probes).collect();
         checks.sort();
         checks.dedup();
         checks

@@ -22,9 +22,9 @@ pub enum OtpSourceKind {
 #[serde(deny_unknown_fields)]
 pub struct Otp {
     pub source: OtpSourceKind,
-    /// A regular expression whose first capture group is the code.
-    #[serde(default = "default_code_pattern")]
-    pub code_pattern: String,
+    /// A regular expression whose first capture group is the code (default: the flows' code length —
+    /// 6 digits for custom auth, 8 for email_otp, either in a run of both; set when the scenario loads).
+    pub code_pattern: Option<String>,
     /// How long a virtual user waits for its code.
     #[serde(default = "default_otp_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -39,8 +39,16 @@ pub struct Otp {
     pub outbox: OutboxOptions,
 }
 
-fn default_code_pattern() -> String {
-    r"\b(\d{6})\b".into()
+/// The default code pattern for codes of these lengths, from the shortest to the longest (EMAIL_OTP's
+/// 8 digits with custom auth's 6: `\b(\d{6,8})\b`, so a pool mailing too short a code is seen — and
+/// failed by `code_length` — rather than waited for).
+pub(super) fn default_code_pattern(digits: &[usize]) -> String {
+    let shortest = digits.iter().copied().min().unwrap_or(6);
+    match digits.iter().copied().max().unwrap_or(6) {
+        8 => format!(r"\b(\d{{{},8}})\b", shortest.min(6)),
+        longest if longest == shortest => format!(r"\b(\d{{{longest}}})\b"),
+        longest => format!(r"\b(\d{{{shortest},{longest}}})\b"),
+    }
 }
 
 fn default_otp_timeout() -> Duration {
@@ -165,8 +173,16 @@ impl OtpSourceKind {
 }
 
 impl Otp {
+    /// The code pattern (the default for the flows' codes unless the scenario set one).
+    pub fn pattern(&self) -> std::borrow::Cow<'_, str> {
+        match &self.code_pattern {
+            Some(p) => p.as_str().into(),
+            None => default_code_pattern(&[6]).into(),
+        }
+    }
+
     pub(super) fn validate(&self, target: TargetKind, at: &Locator<'_>) -> Result<(), ScenarioError> {
-        match regex::Regex::new(&self.code_pattern) {
+        match regex::Regex::new(&self.pattern()) {
             Err(e) => {
                 return Err(at.error(
                     "otp",

@@ -3,7 +3,7 @@
 //! in ChallengeParameters; code randomness is judged after the load over every code of the run).
 //!
 //! The catalogue has one row per probe — its `[probes]` flag, the test users it needs, the checks it
-//! owns — and is what the scenario's keys, the check plan, the probe runner (`flows::probes`) and worker
+//! owns, the ways of signing in it applies to — and is what the scenario's keys, the check plan, the probe runner (`flows::probes`) and worker
 //! slicing all read: a new probe is one row here and one function there.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use crate::checks::Check;
+use crate::cognito::Auth;
 
 /// A conformance probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,31 +34,57 @@ pub struct ProbeRow {
     pub users: u32,
     /// The checks it owns.
     pub checks: &'static [Check],
+    /// The ways of signing in it applies to (it runs once for each the scenario's flows use).
+    pub auths: &'static [Auth],
 }
+
+const BOTH: &[Auth] = &Auth::ALL;
 
 /// Every probe, in the order they run.
 pub const CATALOGUE: [ProbeRow; 6] = [
-    ProbeRow { probe: Probe::SessionReuse, flag: "session_reuse", users: 1, checks: &[Check::SessionReuse] },
+    ProbeRow {
+        probe: Probe::SessionReuse,
+        flag: "session_reuse",
+        users: 1,
+        checks: &[Check::SessionReuse],
+        auths: BOTH,
+    },
     ProbeRow {
         probe: Probe::CodeReuse,
         flag: "code_reuse",
         users: 2,
         checks: &[Check::CodeReuseAfterSuccess, Check::CodeReuseInNewSession],
+        auths: BOTH,
     },
     ProbeRow {
         probe: Probe::NewCodeEachAttempt,
         flag: "new_code_each_attempt",
         users: 1,
         checks: &[Check::NewCodeEachAttempt, Check::FirstCodeAfterRetry],
+        // EMAIL_OTP has no rounds: one code per session, kept after a wrong answer.
+        auths: &[Auth::Custom],
     },
     ProbeRow {
         probe: Probe::UnknownUser,
         flag: "unknown_user",
         users: 1,
         checks: &[Check::UnknownUserAnswer, Check::UnknownUserTiming],
+        auths: BOTH,
     },
-    ProbeRow { probe: Probe::ChallengeLeak, flag: "challenge_leak", users: 1, checks: &[Check::ChallengeLeak] },
-    ProbeRow { probe: Probe::CodeRandomness, flag: "code_randomness", users: 0, checks: &[Check::CodeRandomness] },
+    ProbeRow {
+        probe: Probe::ChallengeLeak,
+        flag: "challenge_leak",
+        users: 1,
+        checks: &[Check::ChallengeLeak],
+        auths: BOTH,
+    },
+    ProbeRow {
+        probe: Probe::CodeRandomness,
+        flag: "code_randomness",
+        users: 0,
+        checks: &[Check::CodeRandomness],
+        auths: BOTH,
+    },
 ];
 
 impl Probe {

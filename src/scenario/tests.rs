@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::checks::Check;
 
 const GOOD: &str = r#"name = "ok"
 [target]
@@ -91,8 +92,8 @@ fn probes_are_read_from_the_catalogue() {
     let off = parse(&with("[probes]\ncode_reuse = false\nunknown_user_samples = 2")).expect("valid");
     assert!(!off.probes.is_enabled(Probe::CodeReuse));
     assert_eq!((off.probes.users_needed(), off.probes.unknown_user_samples), (4, 2));
-    assert!(!off.planned_checks().contains(&Check::CodeReuseAfterSuccess));
-    assert!(off.planned_checks().contains(&Check::SessionReuse));
+    assert!(!off.planned_checks().contains(&Check::CodeReuseAfterSuccess.into()));
+    assert!(off.planned_checks().contains(&Check::SessionReuse.into()));
     let e = parse(&with("[probes]\nsesion_reuse = false")).expect_err("unknown key");
     assert!(e.message.contains("unknown field `sesion_reuse`"), "{e}");
     assert!(e.fix.contains("remove or rename"), "{e}");
@@ -131,7 +132,7 @@ fn report_options() {
 #[test]
 fn planned_checks_follow_the_flows_and_probes() {
     let s = parse(&with("[[flow]]\nkind = \"lockout\"\n[probes]\nsession_reuse = false\ncode_reuse = false\nnew_code_each_attempt = false\nunknown_user = false\nchallenge_leak = false\ncode_randomness = false")).expect("valid");
-    assert_eq!(s.planned_checks(), [Check::Lockout, Check::LockoutRealCodeRefused]);
+    assert_eq!(s.planned_checks(), [Check::Lockout.into(), Check::LockoutRealCodeRefused.into()]);
 }
 
 #[test]
@@ -153,4 +154,37 @@ fn stage_durations_too_long_to_add_up_are_refused() {
     let huge = "{ rate = 1, duration = \"18446744073709551615s\" }";
     let text = GOOD.replace("users = 2", &format!("model = \"open\"\nmax_in_flight = 2\nstages = [{huge}, {huge}]"));
     assert_eq!(refused(&text, "between 1s and 24h"), Some(13));
+}
+
+#[test]
+fn flows_sign_in_the_scenarios_way_unless_they_say_otherwise() {
+    let s = parse(&GOOD.replace("[target]", "auth = \"email_otp\"\n[target]")).expect("valid");
+    assert_eq!(s.flows[0].auth(), Auth::EmailOtp);
+    assert_eq!(s.otp.pattern(), r"\b(\d{6,8})\b", "EMAIL_OTP's 8 digits, and too short a code seen");
+    assert!(!s.probe_plan().iter().any(|(_, r)| r.probe == Probe::NewCodeEachAttempt), "no rounds in EMAIL_OTP");
+    assert_eq!(s.probe_users(), 5);
+    let both = "[[flow]]\nkind = \"login\"\n[[flow]]\nkind = \"login\"\nauth = \"email_otp\"";
+    // 2 virtual users, 6 probe users for custom auth and 5 for EMAIL_OTP.
+    assert_eq!(refused(&with(both), "needs 13"), Some(7));
+    let mixed = parse(&with(both).replace("count = 8", "count = 13")).expect("valid");
+    assert_eq!(mixed.auths(), [Auth::Custom, Auth::EmailOtp]);
+    assert!(mixed.planned_checks().contains(&Check::SignIn.of(Auth::EmailOtp)));
+    assert!(mixed.planned_checks().contains(&Check::CodeLength.of(Auth::EmailOtp)));
+    assert!(!mixed.planned_checks().contains(&Check::CodeLength.into()), "custom codes have the team's length");
+    assert_eq!(parse(GOOD).expect("valid").otp.pattern(), r"\b(\d{6})\b");
+}
+
+#[test]
+fn a_native_retry_must_stay_below_the_expected_lock() {
+    let text = GOOD.replace("[target]", "auth = \"email_otp\"\n[target]");
+    let retry = format!("{text}[[flow]]\nkind = \"retry\"\nwrong = 5\n");
+    assert_eq!(refused(&retry, "when email_otp_max_wrong_codes = 5"), Some(15));
+    assert!(parse(&format!("{text}[[flow]]\nkind = \"retry\"\nwrong = 4\n")).is_ok());
+    assert_eq!(
+        refused(
+            &format!("{text}[expect]\nemail_otp_lock_limit = 5\n"),
+            "must be above expect.email_otp_max_wrong_codes"
+        ),
+        Some(14)
+    );
 }

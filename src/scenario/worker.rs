@@ -53,7 +53,7 @@ impl Scenario {
             }
         }
         s.name = format!("{}-w{}", self.name, slice.index);
-        let needed = s.load.virtual_users().saturating_add(s.probes.users_needed());
+        let needed = s.load.virtual_users().saturating_add(s.probe_users());
         if s.users.count < needed {
             return Err(ScenarioError::new(
                 &self.path,

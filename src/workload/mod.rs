@@ -12,6 +12,7 @@ pub mod pacer;
 pub mod progress;
 pub mod schedule;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
@@ -24,6 +25,7 @@ use goose::prelude::{
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::background::{self, CancellationToken};
+use crate::cognito::Auth;
 use crate::flows::{FlowContext, StepRecord};
 use crate::metrics::{FlowOutcome, LATE_AFTER};
 use crate::scenario::{FlowSpec, LoadModel, Scenario};
@@ -50,6 +52,8 @@ enum Model {
 /// What every goose user shares.
 struct Driver {
     ctx: Arc<FlowContext>,
+    /// The context of each way of signing in the flows use (they share verdicts, metrics and mail).
+    contexts: BTreeMap<Auth, Arc<FlowContext>>,
     schedule: Vec<FlowSpec>,
     users: Vec<String>,
     model: Model,
@@ -97,7 +101,7 @@ impl Driver {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let spec = &self.schedule[n % self.schedule.len()];
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
-                let (outcome, steps) = self.ctx.run_flow_recorded(spec, address, ticket.intended).await;
+                let (outcome, steps) = self.context(spec).run_flow_recorded(spec, address, ticket.intended).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(ticket);
                 report_to_goose(user, &steps).await;
@@ -105,10 +109,15 @@ impl Driver {
             }
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (outcome, steps) = self.ctx.run_flow_recorded(spec, address, started).await;
+        let (outcome, steps) = self.context(spec).run_flow_recorded(spec, address, started).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         report_to_goose(user, &steps).await;
         self.rest(outcome).await
+    }
+
+    /// The context a flow signs in with.
+    fn context(&self, spec: &FlowSpec) -> &FlowContext {
+        self.contexts.get(&spec.auth()).unwrap_or(&self.ctx)
     }
 
     /// Think time, or the back-off after an errored flow.
@@ -169,6 +178,7 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
     };
     let driver = Arc::new(Driver {
         ctx: Arc::clone(&ctx),
+        contexts: scenario.auths().into_iter().map(|auth| (auth, Arc::new(ctx.for_auth(auth)))).collect(),
         schedule,
         users,
         model,

@@ -31,7 +31,7 @@ mod tests {
     use crate::scenario::FlowKind;
 
     fn spec(kind: FlowKind, weight: u32) -> FlowSpec {
-        FlowSpec { kind, weight, wrong: 1 }
+        FlowSpec { kind, weight, wrong: 1, auth: None }
     }
 
     #[test]
