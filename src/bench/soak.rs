@@ -27,8 +27,9 @@ pub struct Args {
     /// How often the processes are sampled.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub sample: Duration,
-    /// Growth is measured after this much of the run (caches, pools and histograms filling up).
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    /// Growth is measured after this much of the run: caches, pools and histograms filling up, and the
+    /// pool holding a full `auth_session_validity` (3 min by default) of sessions.
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
     pub warm_up: Duration,
     /// Parent folder of the run folder.
     #[arg(long, default_value = "reports")]

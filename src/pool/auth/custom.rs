@@ -180,7 +180,7 @@ impl CustomAuth {
         let now_ms = epoch_ms();
         let expires_at_ms = now_ms + self.session_validity.as_millis() as u64;
         let token = new_session_token(expires_at_ms);
-        self.sessions.lock().insert(token.clone(), flow, expires_at_ms, now_ms);
+        self.sessions.lock().insert(&token, flow, expires_at_ms, now_ms);
         Ok(AuthStep::Challenge(Challenge {
             name: CUSTOM_CHALLENGE,
             session: token,
@@ -203,9 +203,9 @@ impl CustomAuth {
         }
         entry.consumed = true;
         if self.defects.consumed_session_accepted {
-            Ok(flow.clone())
+            Ok(Flow::clone(flow))
         } else {
-            entry.flow.take().ok_or_else(CognitoError::invalid_session)
+            entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
         }
     }
 

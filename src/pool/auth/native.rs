@@ -265,7 +265,7 @@ impl NativeAuth {
         let now_ms = epoch_ms();
         let expires_at_ms = now_ms + self.session_validity.as_millis() as u64;
         let token = new_session_token(expires_at_ms);
-        self.sessions.lock().insert(token.clone(), flow, expires_at_ms, now_ms);
+        self.sessions.lock().insert(&token, flow, expires_at_ms, now_ms);
         token
     }
 
@@ -287,7 +287,7 @@ impl NativeAuth {
             )));
         }
         entry.consumed = true;
-        entry.flow.take().ok_or_else(CognitoError::invalid_session)
+        entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
     }
 
     /// Judges an EMAIL_OTP_CODE against its session: a lockout, a mismatch (the session stays), or a sign-in
@@ -316,7 +316,7 @@ impl NativeAuth {
             entry.consumed = true;
             let flow =
                 if self.defects.native_consumed_session_accepted { entry.flow.clone() } else { entry.flow.take() };
-            return flow.map(CodeOutcome::SignIn).ok_or_else(CognitoError::invalid_session);
+            return flow.map(|flow| CodeOutcome::SignIn(*flow)).ok_or_else(CognitoError::invalid_session);
         }
         flow.wrong = flow.wrong.saturating_add(1);
         if self.defects.native_wrong_code_ends_session {

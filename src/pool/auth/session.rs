@@ -1,6 +1,8 @@
 //! Session strings and the table of live and consumed sessions, shared by both sign-in flows. A Session
 //! string is opaque to clients: random bytes and its own expiry, so an expired one is recognized even
-//! after the table has dropped it.
+//! after the table has dropped it. The table keys sessions by their first 128 random bits and boxes the
+//! flow state, so a consumed session costs a few dozen bytes until it expires (a pool serving thousands
+//! of sign-ins a second holds `auth_session_validity` of them).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,15 +15,15 @@ use crate::pool::error::CognitoError;
 /// One session: the flow state it carries (while usable), whether an answer consumed it, its expiry.
 pub(super) struct SessionEntry<F> {
     /// Kept while usable; a consumed entry keeps it only when a defect replays sessions.
-    pub flow: Option<F>,
+    pub flow: Option<Box<F>>,
     pub consumed: bool,
     pub expires_at_ms: u64,
 }
 
 /// Live and consumed sessions, dropped once expired.
 pub(super) struct SessionTable<F> {
-    entries: HashMap<String, SessionEntry<F>>,
-    expiry_order: VecDeque<(u64, String)>,
+    entries: HashMap<u128, SessionEntry<F>>,
+    expiry_order: VecDeque<(u64, u128)>,
 }
 
 impl<F> Default for SessionTable<F> {
@@ -36,7 +38,10 @@ impl<F> SessionTable<F> {
     }
 
     /// Adds a session (and drops the expired ones).
-    pub fn insert(&mut self, token: String, flow: F, expires_at_ms: u64, now_ms: u64) {
+    pub fn insert(&mut self, token: &str, flow: F, expires_at_ms: u64, now_ms: u64) {
+        let Some(key) = session_key(token) else {
+            return;
+        };
         while let Some((at, _)) = self.expiry_order.front() {
             if *at > now_ms {
                 break;
@@ -45,14 +50,14 @@ impl<F> SessionTable<F> {
                 self.entries.remove(&old);
             }
         }
-        self.expiry_order.push_back((expires_at_ms, token.clone()));
-        self.entries.insert(token, SessionEntry { flow: Some(flow), consumed: false, expires_at_ms });
+        self.expiry_order.push_back((expires_at_ms, key));
+        self.entries.insert(key, SessionEntry { flow: Some(Box::new(flow)), consumed: false, expires_at_ms });
     }
 
     /// The entry of a Session string that has not expired: an unknown string is `Invalid session`, or
     /// `session is expired` when its own expiry has passed.
     pub fn live_entry(&mut self, token: &str, now_ms: u64) -> Result<&mut SessionEntry<F>, CognitoError> {
-        let Some(entry) = self.entries.get_mut(token) else {
+        let Some(entry) = session_key(token).and_then(|key| self.entries.get_mut(&key)) else {
             return Err(match session_token_expiry(token) {
                 Some(at) if at <= now_ms => CognitoError::expired_session(),
                 _ => CognitoError::invalid_session(),
@@ -71,6 +76,12 @@ pub(super) fn new_session_token(expires_at_ms: u64) -> String {
     bytes[..32].copy_from_slice(&rand::random::<[u8; 32]>());
     bytes[32..].copy_from_slice(&expires_at_ms.to_be_bytes());
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A Session string's key in the table: its first 128 random bits (None if it is not one of ours).
+fn session_key(token: &str) -> Option<u128> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok().filter(|b| b.len() == 40)?;
+    Some(u128::from_be_bytes(bytes.get(..16)?.try_into().ok()?))
 }
 
 /// The expiry written into a Session string, if it is one of ours.
@@ -100,7 +111,7 @@ mod tests {
     fn expired_and_unknown_sessions_are_told_apart() {
         let mut table = SessionTable::default();
         let live = new_session_token(10_000);
-        table.insert(live.clone(), (), 10_000, 0);
+        table.insert(&live, (), 10_000, 0);
         assert!(table.live_entry(&live, 5_000).is_ok());
         assert_eq!(table.live_entry(&live, 10_000).err(), Some(CognitoError::expired_session()));
         assert_eq!(table.live_entry(&new_session_token(1), 5_000).err(), Some(CognitoError::expired_session()));
