@@ -86,17 +86,10 @@ impl FlowContext {
     async fn probe_session_reuse_after_sign_in(&self, user: &str) {
         let check = Check::SessionReuse;
         let result: Result<(), StepError> = async {
-            let (challenge, mailing) = self.initiate(user).await?;
-            let delivery = self.code(user, mailing).await?;
-            match self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
-                Ok(AuthAnswer::Tokens(_)) => {}
-                Ok(AuthAnswer::Challenge(_)) => {
-                    self.skip(check, "the first sign-in did not succeed");
-                    return Ok(());
-                }
-                Err(e) => return Err(StepError::Call(e)),
-            }
-            match self.respond(&challenge, &delivery.code, |r| matches!(r, Err(e) if e.is_refusal())).await {
+            let Some((challenge, code)) = self.signed_in(user, check).await? else {
+                return Ok(());
+            };
+            match self.respond(&challenge, &code, |r| matches!(r, Err(e) if e.is_refusal())).await {
                 Err(e) if e.is_refusal() => self.pass(check),
                 Ok(AuthAnswer::Tokens(_)) => {
                     self.fail(check, "a consumed Session was accepted and signed the user in again")
@@ -116,20 +109,13 @@ impl FlowContext {
     pub async fn probe_code_reuse_after_success(&self, user: &str) {
         let check = Check::CodeReuseAfterSuccess;
         let result: Result<(), StepError> = async {
-            let (challenge, mailing) = self.initiate(user).await?;
-            let used = self.code(user, mailing).await?;
-            match self.respond(&challenge, &used.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
-                Ok(AuthAnswer::Tokens(_)) => {}
-                Ok(AuthAnswer::Challenge(_)) => {
-                    self.skip(check, "the first sign-in did not succeed");
-                    return Ok(());
-                }
-                Err(e) => return Err(StepError::Call(e)),
-            }
+            let Some((_, used)) = self.signed_in(user, check).await? else {
+                return Ok(());
+            };
             self.old_code_in_new_session(
                 user,
                 check,
-                &used.code,
+                &used,
                 "a code that already signed in was accepted again in a new session",
             )
             .await
@@ -341,6 +327,21 @@ impl FlowContext {
         }
         .await;
         self.skip_on_error(Check::ChallengeLeak, result);
+    }
+
+    /// Signs `user` in: the challenge answered and the code that signed in, or None (with `check`
+    /// skipped) when the right code did not give tokens.
+    async fn signed_in(&self, user: &str, check: Check) -> Result<Option<(Challenge, String)>, StepError> {
+        let (challenge, mailing) = self.initiate(user).await?;
+        let delivery = self.code(user, mailing).await?;
+        match self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await {
+            Ok(AuthAnswer::Tokens(_)) => Ok(Some((challenge, delivery.code))),
+            Ok(AuthAnswer::Challenge(_)) => {
+                self.skip(check, "the first sign-in did not succeed");
+                Ok(None)
+            }
+            Err(e) => Err(StepError::Call(e)),
+        }
     }
 
     fn skip_on_error(&self, check: Check, result: Result<(), StepError>) {
