@@ -280,6 +280,36 @@ async fn errors_carry_cognitos_headers_and_unknown_operations_are_refused() {
     assert_eq!(body["__type"], "SerializationException");
 }
 
+/// Regression (fuzz_pool_wire): a body over the limit got axum's own answer, `413 text/plain`
+/// "Failed to buffer the request body: length limit exceeded", instead of Cognito's error shape.
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_in_cognitos_shape() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    let body = format!(
+        r#"{{"AuthFlow":"CUSTOM_AUTH","ClientId":"{}","AuthParameters":{{"USERNAME":"{}"}}}}"#,
+        pool.info().client_id,
+        "a".repeat(otp_harness::pool::wire::MAX_REQUEST_BODY + 1)
+    );
+    for _ in 0..2 {
+        let response = http
+            .post(pool.endpoint())
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("an answer, not a reset connection");
+        assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()["content-type"], "application/x-amz-json-1.1");
+        assert_eq!(response.headers()["x-amzn-errortype"], "RequestEntityTooLargeException:");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "RequestEntityTooLargeException");
+        assert_eq!(answer["message"], "Request payload size exceeds the limit");
+    }
+    initiate(&sdk(&pool), &pool, USER).await.expect("the pool serves on");
+}
+
 #[tokio::test]
 async fn admin_operations_create_find_list_and_delete_users() {
     let pool = start_pool(PoolConfig::default()).await;

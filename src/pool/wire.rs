@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -38,6 +39,12 @@ pub const OPERATIONS: [&str; 9] = [
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
+/// The largest request body the pool takes (Cognito's requests are a few kB).
+pub const MAX_REQUEST_BODY: usize = 2 * 1024 * 1024;
+/// How much of a larger body is read and dropped before the answer, so that a client still sending
+/// gets the answer rather than a reset connection.
+const MAX_DRAINED_BODY: usize = 64 * 1024 * 1024;
+
 /// The HTTP routes of a pool.
 pub fn router(state: Arc<PoolState>) -> Router {
     Router::new()
@@ -51,16 +58,17 @@ pub fn router(state: Arc<PoolState>) -> Router {
 }
 
 /// Every Cognito operation enters here.
-async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
-    let result = match OPERATIONS.iter().position(|op| *op == operation) {
-        Some(index) => {
+    let result = match (read_body(body).await, OPERATIONS.iter().position(|op| *op == operation)) {
+        (Err(error), _) => Err(error),
+        (Ok(body), Some(index)) => {
             pool.stats.count_request(index);
             handle(&pool, operation, &headers, &body).await
         }
-        None => Err(CognitoError::new(ErrorKind::UnknownOperation, format!("Unknown operation {operation}"))),
+        (Ok(_), None) => Err(CognitoError::new(ErrorKind::UnknownOperation, format!("Unknown operation {operation}"))),
     };
     match result {
         Ok(value) => {
@@ -104,6 +112,28 @@ async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[
         "DescribeUserPool" => describe_user_pool(pool, parse(body)?),
         _ => describe_user_pool_client(pool, parse(body)?),
     }
+}
+
+/// The request body, up to `MAX_REQUEST_BODY`; a larger one is read on (up to `MAX_DRAINED_BODY`) and
+/// refused in Cognito's shape. (Axum's own body limit would answer in plain text.)
+async fn read_body(body: Body) -> Result<Bytes, CognitoError> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| CognitoError::new(ErrorKind::Serialization, "Could not read the request body"))?;
+        total = total.saturating_add(chunk.len());
+        if total <= MAX_REQUEST_BODY {
+            kept.extend_from_slice(&chunk);
+        } else if total > MAX_DRAINED_BODY {
+            break;
+        }
+    }
+    if total > MAX_REQUEST_BODY {
+        return Err(CognitoError::new(ErrorKind::RequestEntityTooLarge, "Request payload size exceeds the limit"));
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// Any SigV4 `Authorization` header passes (dummy credentials work), as with other local emulators.
