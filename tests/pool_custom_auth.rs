@@ -310,6 +310,39 @@ async fn a_body_over_the_limit_is_refused_in_cognitos_shape() {
     initiate(&sdk(&pool), &pool, USER).await.expect("the pool serves on");
 }
 
+/// Regression (fuzz_pool_wire): a member of the wrong type came back in the SerializationException's
+/// message (serde's "invalid type: integer `90817263`, expected a string"), echoing a Session, code
+/// or token sent as a number or in place of a map.
+#[tokio::test]
+async fn a_member_of_the_wrong_type_is_not_echoed_in_the_serialization_error() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    let client_id = &pool.info().client_id;
+    for body in [
+        format!(r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","Session":90817263}}"#),
+        format!(r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","ChallengeResponses":"90817263"}}"#),
+        format!(
+            r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","ChallengeResponses":{{"EMAIL_OTP_CODE":90817263}}}}"#
+        ),
+    ] {
+        let response = http
+            .post(pool.endpoint())
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.RespondToAuthChallenge")
+            .body(body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 400);
+        let echoed = format!("{:?}", response.headers());
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "SerializationException");
+        let message = answer["message"].as_str().expect("message");
+        assert!(message.starts_with("Malformed request body: a member has the wrong type at line 1"), "{message}");
+        assert!(!message.contains("90817263") && !echoed.contains("90817263"), "{message}");
+    }
+}
+
 #[tokio::test]
 async fn admin_operations_create_find_list_and_delete_users() {
     let pool = start_pool(PoolConfig::default()).await;

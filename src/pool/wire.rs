@@ -14,6 +14,7 @@ use axum::routing::get;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::{Value, json};
 
 use super::PoolState;
@@ -141,10 +142,26 @@ fn is_sigv4_signed(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "))
 }
 
+/// The body as an operation's input, or a SerializationException that says what is wrong and where,
+/// never the value (a Session, a code or a token sent with the wrong type must not come back).
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CognitoError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body)
-        .map_err(|e| CognitoError::new(ErrorKind::Serialization, format!("Malformed request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        let what = match e.classify() {
+            // serde's own words name only the pool's members; "invalid type: string \"…\"" names the value.
+            Category::Data if text.starts_with("missing field") || text.starts_with("duplicate field") => {
+                text.split(" at line ").next().unwrap_or("").to_string()
+            }
+            Category::Data => "a member has the wrong type".to_string(),
+            Category::Syntax if text.starts_with("recursion limit exceeded") => "nested too deeply".to_string(),
+            Category::Syntax | Category::Eof | Category::Io => "not valid JSON".to_string(),
+        };
+        CognitoError::new(
+            ErrorKind::Serialization,
+            format!("Malformed request body: {what} at line {} column {}", e.line(), e.column()),
+        )
+    })
 }
 
 /// A required member, or Cognito's validation error for it.
