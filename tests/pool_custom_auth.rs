@@ -343,6 +343,34 @@ async fn a_member_of_the_wrong_type_is_not_echoed_in_the_serialization_error() {
     }
 }
 
+/// Regression (fuzz_pool_wire): bytes that are not UTF-8 in a member the pool does not model (here
+/// ClientMetadata) were skipped and the request answered 200; JSON is UTF-8.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_serialization_error() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let mut body = br#"{"ClientMetadata":{"k":""#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe, 0x80]);
+    body.extend_from_slice(
+        format!(
+            r#""}},"AuthFlow":"CUSTOM_AUTH","ClientId":"{}","AuthParameters":{{"USERNAME":"{USER}"}}}}"#,
+            pool.info().client_id
+        )
+        .as_bytes(),
+    );
+    let response = reqwest::Client::new()
+        .post(pool.endpoint())
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["__type"], "SerializationException");
+    assert_eq!(answer["message"], "Malformed request body: not UTF-8 at byte 24");
+}
+
 #[tokio::test]
 async fn admin_operations_create_find_list_and_delete_users() {
     let pool = start_pool(PoolConfig::default()).await;

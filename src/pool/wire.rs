@@ -146,7 +146,14 @@ fn is_sigv4_signed(headers: &HeaderMap) -> bool {
 /// never the value (a Session, a code or a token sent with the wrong type must not come back).
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CognitoError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| {
+    // JSON is UTF-8; serde_json checks only the strings it reads, not those of members it skips.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        CognitoError::new(
+            ErrorKind::Serialization,
+            format!("Malformed request body: not UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    serde_json::from_str(body).map_err(|e| {
         let text = e.to_string();
         let what = match e.classify() {
             // serde's own words name only the pool's members; "invalid type: string \"…\"" names the value.
