@@ -371,6 +371,28 @@ async fn a_body_that_is_not_utf8_is_a_serialization_error() {
     assert_eq!(answer["message"], "Malformed request body: not UTF-8 at byte 24");
 }
 
+/// Regression (fuzz_pool_wire): a method other than POST on `/` got axum's own answer, an empty 405,
+/// instead of Cognito's error shape.
+#[tokio::test]
+async fn other_methods_on_the_endpoint_get_cognitos_error_shape() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+        let response = http
+            .request(method.clone(), pool.endpoint())
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .body("{}")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 400, "{method}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "UnknownOperationException:");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "UnknownOperationException");
+        assert_eq!(answer["message"], format!("{method} / is not an operation: use POST /"));
+    }
+}
+
 #[tokio::test]
 async fn admin_operations_create_find_list_and_delete_users() {
     let pool = start_pool(PoolConfig::default()).await;

@@ -49,7 +49,7 @@ const MAX_DRAINED_BODY: usize = 64 * 1024 * 1024;
 /// The HTTP routes of a pool.
 pub fn router(state: Arc<PoolState>) -> Router {
     Router::new()
-        .route("/", axum::routing::post(cognito))
+        .route("/", axum::routing::post(cognito).fallback(not_post))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/_aws/ses", get(outbox_list).delete(outbox_clear))
         .route("/_pool/info", get(info))
@@ -82,6 +82,14 @@ async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: B
             error_response(&error, &request_id)
         }
     }
+}
+
+/// Any other method on `/`: Cognito's error shape rather than axum's empty 405 (every operation is a
+/// POST).
+async fn not_post(State(pool): State<Arc<PoolState>>, method: axum::http::Method) -> Response {
+    let error = CognitoError::new(ErrorKind::UnknownOperation, format!("{method} / is not an operation: use POST /"));
+    pool.stats.count_error(error.kind);
+    error_response(&error, &uuid::Uuid::new_v4().to_string())
 }
 
 async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, CognitoError> {
