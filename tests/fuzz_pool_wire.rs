@@ -3,9 +3,9 @@
 //! numbers, deep nesting and empty bodies; wrong JSON types at every member of every operation;
 //! missing, unknown and odd `X-Amz-Target`s, wrong Content-Types and Authorization headers; bodies of
 //! several MB (with a length and chunked), broken chunked framing and methods other than POST (the
-//! rejections axum and hyper make before an operation runs); both sign-in flows (CUSTOM_AUTH, USER_AUTH with and without
-//! PREFERRED_CHALLENGE) and every ChallengeName with garbage ChallengeResponses and Sessions (made up,
-//! shaped like the pool's own, expired, and real ones). Proves that the pool never panics (a panic hook
+//! rejections axum and hyper make before an operation runs); both sign-in flows (CUSTOM_AUTH,
+//! USER_AUTH with and without PREFERRED_CHALLENGE) and every ChallengeName with garbage
+//! ChallengeResponses and Sessions (made up, shaped like the pool's own, expired, and real ones). Proves that the pool never panics (a panic hook
 //! watches its threads, and a valid sign-in still works every few cases and after every batch), never
 //! hangs (a time bound per request), answers every bad request in Cognito's error shape (4xx,
 //! `{"__type","message"}`, `x-amzn-ErrorType`), with a SerializationException whenever the body is not
