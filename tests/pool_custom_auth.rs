@@ -280,6 +280,119 @@ async fn errors_carry_cognitos_headers_and_unknown_operations_are_refused() {
     assert_eq!(body["__type"], "SerializationException");
 }
 
+/// Regression (fuzz_pool_wire): a body over the limit got axum's own answer, `413 text/plain`
+/// "Failed to buffer the request body: length limit exceeded", instead of Cognito's error shape.
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_in_cognitos_shape() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    let body = format!(
+        r#"{{"AuthFlow":"CUSTOM_AUTH","ClientId":"{}","AuthParameters":{{"USERNAME":"{}"}}}}"#,
+        pool.info().client_id,
+        "a".repeat(otp_harness::pool::wire::MAX_REQUEST_BODY + 1)
+    );
+    for _ in 0..2 {
+        let response = http
+            .post(pool.endpoint())
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("an answer, not a reset connection");
+        assert_eq!(response.status(), 413);
+        assert_eq!(response.headers()["content-type"], "application/x-amz-json-1.1");
+        assert_eq!(response.headers()["x-amzn-errortype"], "RequestEntityTooLargeException:");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "RequestEntityTooLargeException");
+        assert_eq!(answer["message"], "Request payload size exceeds the limit");
+    }
+    initiate(&sdk(&pool), &pool, USER).await.expect("the pool serves on");
+}
+
+/// Regression (fuzz_pool_wire): a member of the wrong type came back in the SerializationException's
+/// message (serde's "invalid type: integer `90817263`, expected a string"), echoing a Session, code
+/// or token sent as a number or in place of a map.
+#[tokio::test]
+async fn a_member_of_the_wrong_type_is_not_echoed_in_the_serialization_error() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    let client_id = &pool.info().client_id;
+    for body in [
+        format!(r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","Session":90817263}}"#),
+        format!(r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","ChallengeResponses":"90817263"}}"#),
+        format!(
+            r#"{{"ClientId":"{client_id}","ChallengeName":"EMAIL_OTP","ChallengeResponses":{{"EMAIL_OTP_CODE":90817263}}}}"#
+        ),
+    ] {
+        let response = http
+            .post(pool.endpoint())
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.RespondToAuthChallenge")
+            .body(body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 400);
+        let echoed = format!("{:?}", response.headers());
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "SerializationException");
+        let message = answer["message"].as_str().expect("message");
+        assert!(message.starts_with("Malformed request body: a member has the wrong type at line 1"), "{message}");
+        assert!(!message.contains("90817263") && !echoed.contains("90817263"), "{message}");
+    }
+}
+
+/// Regression (fuzz_pool_wire): bytes that are not UTF-8 in a member the pool does not model (here
+/// ClientMetadata) were skipped and the request answered 200; JSON is UTF-8.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_serialization_error() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let mut body = br#"{"ClientMetadata":{"k":""#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe, 0x80]);
+    body.extend_from_slice(
+        format!(
+            r#""}},"AuthFlow":"CUSTOM_AUTH","ClientId":"{}","AuthParameters":{{"USERNAME":"{USER}"}}}}"#,
+            pool.info().client_id
+        )
+        .as_bytes(),
+    );
+    let response = reqwest::Client::new()
+        .post(pool.endpoint())
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["__type"], "SerializationException");
+    assert_eq!(answer["message"], "Malformed request body: not UTF-8 at byte 24");
+}
+
+/// Regression (fuzz_pool_wire): a method other than POST on `/` got axum's own answer, an empty 405,
+/// instead of Cognito's error shape.
+#[tokio::test]
+async fn other_methods_on_the_endpoint_get_cognitos_error_shape() {
+    let pool = start_pool(PoolConfig::default()).await;
+    let http = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+        let response = http
+            .request(method.clone(), pool.endpoint())
+            .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+            .body("{}")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 400, "{method}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "UnknownOperationException:");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["__type"], "UnknownOperationException");
+        assert_eq!(answer["message"], format!("{method} / is not an operation: use POST /"));
+    }
+}
+
 #[tokio::test]
 async fn admin_operations_create_find_list_and_delete_users() {
     let pool = start_pool(PoolConfig::default()).await;

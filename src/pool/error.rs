@@ -21,6 +21,9 @@ pub enum ErrorKind {
     UnknownOperation,
     Serialization,
     MissingAuthenticationToken,
+    /// A request body over the pool's limit: 413, as AWS's JSON services answer one (Cognito's own
+    /// limit and answer are not documented).
+    RequestEntityTooLarge,
 }
 
 impl ErrorKind {
@@ -41,13 +44,15 @@ impl ErrorKind {
             ErrorKind::UnknownOperation => "UnknownOperationException",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            ErrorKind::RequestEntityTooLarge => "RequestEntityTooLargeException",
         }
     }
 
-    /// HTTP status: 500 only for an internal error, 400 for everything else.
+    /// HTTP status: 500 only for an internal error, 413 for a body over the limit, 400 for everything else.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InternalError => 500,
+            ErrorKind::RequestEntityTooLarge => 413,
             _ => 400,
         }
     }

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::{Value, json};
 
 use super::PoolState;
@@ -38,10 +40,16 @@ pub const OPERATIONS: [&str; 9] = [
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
+/// The largest request body the pool takes (Cognito's requests are a few kB).
+pub const MAX_REQUEST_BODY: usize = 2 * 1024 * 1024;
+/// How much of a larger body is read and dropped before the answer, so that a client still sending
+/// gets the answer rather than a reset connection.
+const MAX_DRAINED_BODY: usize = 64 * 1024 * 1024;
+
 /// The HTTP routes of a pool.
 pub fn router(state: Arc<PoolState>) -> Router {
     Router::new()
-        .route("/", axum::routing::post(cognito))
+        .route("/", axum::routing::post(cognito).fallback(not_post))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/_aws/ses", get(outbox_list).delete(outbox_clear))
         .route("/_pool/info", get(info))
@@ -51,16 +59,17 @@ pub fn router(state: Arc<PoolState>) -> Router {
 }
 
 /// Every Cognito operation enters here.
-async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
-    let result = match OPERATIONS.iter().position(|op| *op == operation) {
-        Some(index) => {
+    let result = match (read_body(body).await, OPERATIONS.iter().position(|op| *op == operation)) {
+        (Err(error), _) => Err(error),
+        (Ok(body), Some(index)) => {
             pool.stats.count_request(index);
             handle(&pool, operation, &headers, &body).await
         }
-        None => Err(CognitoError::new(ErrorKind::UnknownOperation, format!("Unknown operation {operation}"))),
+        (Ok(_), None) => Err(CognitoError::new(ErrorKind::UnknownOperation, format!("Unknown operation {operation}"))),
     };
     match result {
         Ok(value) => {
@@ -73,6 +82,14 @@ async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: B
             error_response(&error, &request_id)
         }
     }
+}
+
+/// Any other method on `/`: Cognito's error shape rather than axum's empty 405 (every operation is a
+/// POST).
+async fn not_post(State(pool): State<Arc<PoolState>>, method: axum::http::Method) -> Response {
+    let error = CognitoError::new(ErrorKind::UnknownOperation, format!("{method} / is not an operation: use POST /"));
+    pool.stats.count_error(error.kind);
+    error_response(&error, &uuid::Uuid::new_v4().to_string())
 }
 
 async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, CognitoError> {
@@ -106,15 +123,60 @@ async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[
     }
 }
 
+/// The request body, up to `MAX_REQUEST_BODY`; a larger one is read on (up to `MAX_DRAINED_BODY`) and
+/// refused in Cognito's shape. (Axum's own body limit would answer in plain text.)
+async fn read_body(body: Body) -> Result<Bytes, CognitoError> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| CognitoError::new(ErrorKind::Serialization, "Could not read the request body"))?;
+        total = total.saturating_add(chunk.len());
+        if total <= MAX_REQUEST_BODY {
+            kept.extend_from_slice(&chunk);
+        } else if total > MAX_DRAINED_BODY {
+            break;
+        }
+    }
+    if total > MAX_REQUEST_BODY {
+        return Err(CognitoError::new(ErrorKind::RequestEntityTooLarge, "Request payload size exceeds the limit"));
+    }
+    Ok(Bytes::from(kept))
+}
+
 /// Any SigV4 `Authorization` header passes (dummy credentials work), as with other local emulators.
 fn is_sigv4_signed(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "))
 }
 
+/// The body as an operation's input, or a SerializationException that says what is wrong and where,
+/// never the value (a Session, a code or a token sent with the wrong type must not come back).
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CognitoError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body)
-        .map_err(|e| CognitoError::new(ErrorKind::Serialization, format!("Malformed request body: {e}")))
+    // JSON is UTF-8; serde_json checks only the strings it reads, not those of members it skips.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        CognitoError::new(
+            ErrorKind::Serialization,
+            format!("Malformed request body: not UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    serde_json::from_str(body).map_err(|e| {
+        let text = e.to_string();
+        let what = match e.classify() {
+            // serde's own words name only the pool's members; "invalid type: string \"…\"" names the value.
+            Category::Data if text.starts_with("missing field") || text.starts_with("duplicate field") => {
+                text.split(" at line ").next().unwrap_or("").to_string()
+            }
+            Category::Data => "a member has the wrong type".to_string(),
+            Category::Syntax if text.starts_with("recursion limit exceeded") => "nested too deeply".to_string(),
+            Category::Syntax | Category::Eof | Category::Io => "not valid JSON".to_string(),
+        };
+        CognitoError::new(
+            ErrorKind::Serialization,
+            format!("Malformed request body: {what} at line {} column {}", e.line(), e.column()),
+        )
+    })
 }
 
 /// A required member, or Cognito's validation error for it.
