@@ -154,7 +154,7 @@ impl CustomAuth {
         self.next_challenge(flow).await
     }
 
-    /// Sessions currently held (live or consumed, not yet expired).
+    /// Sessions currently held (in use, not yet expired; consumed ones are dropped at once).
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
     }
@@ -191,22 +191,21 @@ impl CustomAuth {
 
     /// Looks a Session string up, checks it and the USERNAME, and consumes it.
     fn take_session(&self, token: &str, username: &str) -> Result<Flow, CognitoError> {
-        let now_ms = epoch_ms();
-        let mut table = self.sessions.lock();
-        let entry = table.live_entry(token, now_ms)?;
-        if entry.consumed && !self.defects.consumed_session_accepted {
-            return Err(CognitoError::invalid_session());
-        }
-        let flow = entry.flow.as_ref().ok_or_else(CognitoError::invalid_session)?;
-        if !flow.accepts_username(username) {
-            return Err(CognitoError::invalid_session());
-        }
-        entry.consumed = true;
-        if self.defects.consumed_session_accepted {
-            Ok(Flow::clone(flow))
-        } else {
-            entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
-        }
+        self.sessions.lock().with_live_entry(token, epoch_ms(), |entry| {
+            if entry.consumed && !self.defects.consumed_session_accepted {
+                return Err(CognitoError::invalid_session());
+            }
+            let flow = entry.flow.as_ref().ok_or_else(CognitoError::invalid_session)?;
+            if !flow.accepts_username(username) {
+                return Err(CognitoError::invalid_session());
+            }
+            entry.consumed = true;
+            if self.defects.consumed_session_accepted {
+                Ok(Flow::clone(flow))
+            } else {
+                entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
+            }
+        })
     }
 
     /// The Verify trigger: the answer against this round's code (and, in a defective pool, old codes).

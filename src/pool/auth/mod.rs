@@ -170,7 +170,7 @@ impl AuthEngine {
         }
     }
 
-    /// Sessions currently held by both flows (live or consumed, not yet expired).
+    /// Sessions currently held by both flows (in use, not yet expired).
     pub fn session_count(&self) -> usize {
         self.custom.session_count() + self.native.session_count()
     }

@@ -224,7 +224,7 @@ impl NativeAuth {
         Ok(AuthStep::Tokens(issue_tokens(&self.tokens, &user, &self.client_id)?))
     }
 
-    /// Sessions currently held (live or consumed, not yet expired).
+    /// Sessions currently held (in use, not yet expired; consumed ones are dropped at once).
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
     }
@@ -271,59 +271,59 @@ impl NativeAuth {
 
     /// Checks a SELECT_CHALLENGE session and its ANSWER, then consumes the session.
     fn take_select_session(&self, token: &str, username: &str, answer: &str) -> Result<NativeFlow, CognitoError> {
-        let mut table = self.sessions.lock();
-        let entry = table.live_entry(token, epoch_ms())?;
-        if entry.consumed {
-            return Err(CognitoError::invalid_session());
-        }
-        let flow = entry.flow.as_ref().ok_or_else(CognitoError::invalid_session)?;
-        if flow.stage != Stage::Select || !flow.accepts_username(username) {
-            return Err(CognitoError::invalid_session());
-        }
-        if !flow.available.contains(&answer) {
-            // Unknown for real pools (shared/native-email-otp.md row 4.2): the local pool's own wording.
-            return Err(CognitoError::invalid_parameter(format!(
-                "The challenge {answer} is not available for this user."
-            )));
-        }
-        entry.consumed = true;
-        entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
+        self.sessions.lock().with_live_entry(token, epoch_ms(), |entry| {
+            if entry.consumed {
+                return Err(CognitoError::invalid_session());
+            }
+            let flow = entry.flow.as_ref().ok_or_else(CognitoError::invalid_session)?;
+            if flow.stage != Stage::Select || !flow.accepts_username(username) {
+                return Err(CognitoError::invalid_session());
+            }
+            if !flow.available.contains(&answer) {
+                // Unknown for real pools (shared/native-email-otp.md row 4.2): the local pool's own wording.
+                return Err(CognitoError::invalid_parameter(format!(
+                    "The challenge {answer} is not available for this user."
+                )));
+            }
+            entry.consumed = true;
+            entry.flow.take().map(|flow| *flow).ok_or_else(CognitoError::invalid_session)
+        })
     }
 
     /// Judges an EMAIL_OTP_CODE against its session: a lockout, a mismatch (the session stays), or a sign-in
     /// (the session is consumed).
     fn answer_code(&self, token: &str, username: &str, code: &str) -> Result<CodeOutcome, CognitoError> {
-        let mut table = self.sessions.lock();
-        let entry = table.live_entry(token, epoch_ms())?;
-        if entry.consumed && !self.defects.native_consumed_session_accepted {
-            return Err(CognitoError::invalid_session());
-        }
-        let Some(flow) = entry.flow.as_mut() else {
-            return Err(CognitoError::invalid_session());
-        };
-        if flow.stage != Stage::Code || !flow.accepts_username(username) {
-            return Err(CognitoError::invalid_session());
-        }
-        if flow.wrong >= self.settings.max_wrong_codes && !self.defects.native_unbounded_attempts {
-            entry.consumed = true;
-            entry.flow = None;
-            return Ok(CodeOutcome::Refused(match self.settings.lockout_error {
-                NativeLockoutError::UserLocked => CognitoError::user_temporarily_locked(),
-                NativeLockoutError::PasswordAttemptsExceeded => CognitoError::password_attempts_exceeded(),
-            }));
-        }
-        if self.verify(flow, code) {
-            entry.consumed = true;
-            let flow =
-                if self.defects.native_consumed_session_accepted { entry.flow.clone() } else { entry.flow.take() };
-            return flow.map(|flow| CodeOutcome::SignIn(*flow)).ok_or_else(CognitoError::invalid_session);
-        }
-        flow.wrong = flow.wrong.saturating_add(1);
-        if self.defects.native_wrong_code_ends_session {
-            entry.consumed = true;
-            entry.flow = None;
-        }
-        Ok(CodeOutcome::Refused(CognitoError::code_mismatch()))
+        self.sessions.lock().with_live_entry(token, epoch_ms(), |entry| {
+            if entry.consumed && !self.defects.native_consumed_session_accepted {
+                return Err(CognitoError::invalid_session());
+            }
+            let Some(flow) = entry.flow.as_mut() else {
+                return Err(CognitoError::invalid_session());
+            };
+            if flow.stage != Stage::Code || !flow.accepts_username(username) {
+                return Err(CognitoError::invalid_session());
+            }
+            if flow.wrong >= self.settings.max_wrong_codes && !self.defects.native_unbounded_attempts {
+                entry.consumed = true;
+                entry.flow = None;
+                return Ok(CodeOutcome::Refused(match self.settings.lockout_error {
+                    NativeLockoutError::UserLocked => CognitoError::user_temporarily_locked(),
+                    NativeLockoutError::PasswordAttemptsExceeded => CognitoError::password_attempts_exceeded(),
+                }));
+            }
+            if self.verify(flow, code) {
+                entry.consumed = true;
+                let flow =
+                    if self.defects.native_consumed_session_accepted { entry.flow.clone() } else { entry.flow.take() };
+                return flow.map(|flow| CodeOutcome::SignIn(*flow)).ok_or_else(CognitoError::invalid_session);
+            }
+            flow.wrong = flow.wrong.saturating_add(1);
+            if self.defects.native_wrong_code_ends_session {
+                entry.consumed = true;
+                entry.flow = None;
+            }
+            Ok(CodeOutcome::Refused(CognitoError::code_mismatch()))
+        })
     }
 
     /// The code against the session's (and, in a defective pool, against codes of other sessions).

@@ -42,21 +42,39 @@ impl<F> SessionTable<F> {
         let Some(key) = session_key(token) else {
             return;
         };
-        while let Some((at, _)) = self.expiry_order.front() {
-            if *at > now_ms {
+        // Drop expired sessions, and the order's leftovers of sessions already consumed and removed.
+        while let Some(&(at, old)) = self.expiry_order.front() {
+            if at > now_ms && self.entries.contains_key(&old) {
                 break;
             }
-            if let Some((_, old)) = self.expiry_order.pop_front() {
-                self.entries.remove(&old);
-            }
+            self.expiry_order.pop_front();
+            self.entries.remove(&old);
         }
         self.expiry_order.push_back((expires_at_ms, key));
         self.entries.insert(key, SessionEntry { flow: Some(Box::new(flow)), consumed: false, expires_at_ms });
     }
 
+    /// Runs `use_entry` on the entry of a Session string that has not expired (see `live_entry`); an
+    /// entry it leaves consumed and without flow state is dropped at once — a later use of that Session
+    /// gets `Invalid session` all the same, and the table holds only sessions still in use.
+    pub fn with_live_entry<T>(
+        &mut self,
+        token: &str,
+        now_ms: u64,
+        use_entry: impl FnOnce(&mut SessionEntry<F>) -> Result<T, CognitoError>,
+    ) -> Result<T, CognitoError> {
+        let entry = self.live_entry(token, now_ms)?;
+        let result = use_entry(entry);
+        let dead = entry.consumed && entry.flow.is_none();
+        if dead && let Some(key) = session_key(token) {
+            self.entries.remove(&key);
+        }
+        result
+    }
+
     /// The entry of a Session string that has not expired: an unknown string is `Invalid session`, or
     /// `session is expired` when its own expiry has passed.
-    pub fn live_entry(&mut self, token: &str, now_ms: u64) -> Result<&mut SessionEntry<F>, CognitoError> {
+    fn live_entry(&mut self, token: &str, now_ms: u64) -> Result<&mut SessionEntry<F>, CognitoError> {
         let Some(entry) = session_key(token).and_then(|key| self.entries.get_mut(&key)) else {
             return Err(match session_token_expiry(token) {
                 Some(at) if at <= now_ms => CognitoError::expired_session(),
@@ -116,5 +134,36 @@ mod tests {
         assert_eq!(table.live_entry(&live, 10_000).err(), Some(CognitoError::expired_session()));
         assert_eq!(table.live_entry(&new_session_token(1), 5_000).err(), Some(CognitoError::expired_session()));
         assert_eq!(table.live_entry("nope", 5_000).err(), Some(CognitoError::invalid_session()));
+    }
+
+    #[test]
+    fn consumed_sessions_are_dropped_at_once_and_their_order_entries_soon_after() {
+        let mut table = SessionTable::default();
+        let tokens: Vec<String> = (0..100).map(|_| new_session_token(60_000)).collect();
+        for token in &tokens {
+            table.insert(token, 7u32, 60_000, 0);
+        }
+        for token in &tokens[1..] {
+            let flow = table.with_live_entry(token, 1, |entry| {
+                entry.consumed = true;
+                entry.flow.take().map(|f| *f).ok_or_else(CognitoError::invalid_session)
+            });
+            assert_eq!(flow, Ok(7));
+        }
+        assert_eq!(table.len(), 1, "only the session still in use is held");
+        assert_eq!(
+            table.with_live_entry(&tokens[1], 2, |_| Ok(())).err(),
+            Some(CognitoError::invalid_session()),
+            "a consumed Session is refused as before"
+        );
+        table.insert(&new_session_token(60_000), 8, 60_000, 3);
+        assert_eq!(table.expiry_order.len(), 101, "the consumed ones behind a live one wait for it");
+        let _ = table.with_live_entry(&tokens[0], 4, |entry| {
+            entry.consumed = true;
+            entry.flow = None;
+            Ok(())
+        });
+        table.insert(&new_session_token(60_000), 9, 60_000, 5);
+        assert_eq!((table.len(), table.expiry_order.len()), (2, 2), "then they go");
     }
 }
