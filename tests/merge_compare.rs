@@ -143,7 +143,9 @@ async fn compare_passes_a_run_against_itself_and_flags_a_slower_one() {
         .cloned()
         .expect("initiate p50");
     assert_eq!(initiate_p50["regression"], true);
-    assert!(initiate_p50["delta"].as_f64().unwrap_or(0.0) >= 70.0, "about 75 ms slower: {initiate_p50}");
+    // The injected 80 ms is a floor the current run cannot beat, whatever the machine's load (the
+    // baseline's own latency is not bounded, so the delta is not asserted).
+    assert!(initiate_p50["current"].as_f64().unwrap_or(0.0) >= 79.0, "at least the injected 80 ms: {initiate_p50}");
     let (code, _, stderr) = binary(&["compare", path(&b), "/nonexistent"]).await;
     assert_eq!(code, 2, "{stderr}");
 }
