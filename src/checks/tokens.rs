@@ -37,8 +37,15 @@ struct RecentSet {
 }
 
 impl RecentSet {
+    /// Sized up front for twice the window, so removals never make the set grow (its memory is
+    /// taken at the start of a run, not as the run goes).
     fn new(capacity: usize) -> Self {
-        Self { hasher: Default::default(), members: HashSet::new(), order: VecDeque::new(), capacity }
+        Self {
+            hasher: Default::default(),
+            members: HashSet::with_capacity(capacity.saturating_mul(2)),
+            order: VecDeque::with_capacity(capacity.saturating_add(1)),
+            capacity,
+        }
     }
 
     /// False if `value` is among the last `capacity` values; remembers it.

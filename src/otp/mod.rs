@@ -93,10 +93,17 @@ impl OtpSource {
 }
 
 /// Remembers the last N ids seen, to skip mail already ingested.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SeenIds {
     set: HashSet<String>,
     order: VecDeque<String>,
+}
+
+impl Default for SeenIds {
+    /// Sized up front for twice the ids kept, so removals never make the set grow mid-run.
+    fn default() -> Self {
+        Self { set: HashSet::with_capacity(2 * Self::CAPACITY), order: VecDeque::with_capacity(Self::CAPACITY + 1) }
+    }
 }
 
 impl SeenIds {
