@@ -122,7 +122,16 @@ impl RunResult {
 pub fn write_all(result: &RunResult, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = dir.join(hlog::FILE);
-    let intervals = if log.exists() { hlog::read(&log)? } else { Vec::new() };
+    // A latency log cut short (a full disk, a killed writer) must not cost the other reports: the page is
+    // then drawn without its charts, and the run's notes say the log is incomplete.
+    let intervals = if log.exists() {
+        hlog::read(&log).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "latency.hlog cannot be read back; report.html has no charts");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     let files: [(&str, String); 4] = [
         ("summary.json", json::render(result)?),
         ("summary.md", markdown::render(result)),
@@ -160,4 +169,33 @@ pub(crate) fn escape_markup(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_latency_log_cut_short_costs_no_report() {
+        let json = serde_json::json!({
+            "schema": SCHEMA, "scenario": "s", "scenario_file": "s.toml",
+            "started_at": "2026-11-24T00:00:00Z", "finished_at": "2026-11-24T00:01:00Z", "duration_secs": 60.0,
+            "target": { "kind": "local", "region": "r", "user_pool_id": "p", "client_id": "c", "endpoint": null },
+            "otp_source": "outbox",
+            "load": { "model": "closed", "virtual_users": 1, "iterations_per_user": 1, "duration_limit_secs": null, "elapsed_secs": 1.0, "dropped": 0, "late": 0 },
+            "verdict": "pass", "exit_code": 0, "checks": [], "thresholds": [],
+            "steps": {}, "flow_steps": {}, "flows": {}, "errors": {}, "throttled": 0,
+            "mail": { "code_mails": 0, "ignored": 0, "repeated": 0, "reconnects": 0 }, "pool": null,
+            "notes": ["the latency log is incomplete: No space left on device"]
+        });
+        let result: RunResult = serde_json::from_value(json).expect("a run result");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(hlog::FILE), "#[StartTime: 1.0]\n0.0,1.0,1.0,HISTFAAAA-cut-sh").expect("log");
+        assert!(hlog::read(&dir.path().join(hlog::FILE)).is_err(), "the log really is broken");
+        let written = write_all(&result, dir.path()).expect("every report is written");
+        assert_eq!(written.len(), 4);
+        assert_eq!(RunResult::read(dir.path()).expect("summary.json reads back").notes, result.notes);
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("report.html");
+        assert!(html.contains("the latency log is incomplete"));
+    }
 }
