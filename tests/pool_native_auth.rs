@@ -145,6 +145,11 @@ fn with_defects(defects: DefectsConfig) -> PoolConfig {
     PoolConfig { defects, ..PoolConfig::default() }
 }
 
+/// A default pool (the control) and one with `defects`, each marked whether it is the defective one.
+async fn control_and_defective(defects: DefectsConfig) -> [(bool, RunningPool); 2] {
+    [(false, start_pool(PoolConfig::default()).await), (true, start_pool(with_defects(defects)).await)]
+}
+
 fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("JWT payload");
@@ -579,10 +584,9 @@ async fn missing_members_are_cognito_errors() {
 /// 8 wrong codes, then the right one: the sound pool locks after 5.
 #[tokio::test]
 async fn defect_native_unbounded_attempts_never_locks() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (true, start_pool(with_defects(DefectsConfig { native_unbounded_attempts: true, ..Default::default() })).await),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_unbounded_attempts: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let (session, code) = email_otp_session(&client, &pool).await;
         for _ in 0..5 {
@@ -602,14 +606,9 @@ async fn defect_native_unbounded_attempts_never_locks() {
 /// A used code offered in the next sign-in's session.
 #[tokio::test]
 async fn defect_native_code_valid_after_success_signs_in_again() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_code_valid_after_success: true, ..Default::default() }))
-                .await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_code_valid_after_success: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let (session, used) = email_otp_session(&client, &pool).await;
         signed_in(answer_code(&client, &pool, &session, USER, &used).await);
@@ -626,14 +625,9 @@ async fn defect_native_code_valid_after_success_signs_in_again() {
 /// A code from an abandoned session offered in a new one.
 #[tokio::test]
 async fn defect_native_code_valid_in_new_session_accepts_an_earlier_sessions_code() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_code_valid_in_new_session: true, ..Default::default() }))
-                .await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_code_valid_in_new_session: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let (_, abandoned) = email_otp_session(&client, &pool).await;
         let (next, _) = email_otp_session(&client, &pool).await;
@@ -649,14 +643,9 @@ async fn defect_native_code_valid_in_new_session_accepts_an_earlier_sessions_cod
 /// The session and code that just gave tokens, again.
 #[tokio::test]
 async fn defect_native_consumed_session_accepted_signs_in_twice() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_consumed_session_accepted: true, ..Default::default() }))
-                .await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_consumed_session_accepted: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let (session, code) = email_otp_session(&client, &pool).await;
         signed_in(answer_code(&client, &pool, &session, USER, &code).await);
@@ -672,14 +661,9 @@ async fn defect_native_consumed_session_accepted_signs_in_twice() {
 /// A wrong code, then the right one on the same session.
 #[tokio::test]
 async fn defect_native_wrong_code_ends_session_refuses_the_retry() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_wrong_code_ends_session: true, ..Default::default() }))
-                .await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_wrong_code_ends_session: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let (session, code) = email_otp_session(&client, &pool).await;
         assert_error(error_of(answer_code(&client, &pool, &session, USER, &wrong_code(&code)).await), MISMATCH);
@@ -695,10 +679,9 @@ async fn defect_native_wrong_code_ends_session_refuses_the_retry() {
 /// The code's length in the mail.
 #[tokio::test]
 async fn defect_native_short_code_mails_six_digits() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (true, start_pool(with_defects(DefectsConfig { native_short_code: true, ..Default::default() })).await),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_short_code: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let started = initiate(&client, &pool, USER, Some("EMAIL_OTP")).await.expect("initiate");
         let mail = mails_to(&pool, USER).await.pop().expect("a mail");
@@ -713,13 +696,9 @@ async fn defect_native_short_code_mails_six_digits() {
 /// Digits over 150 codes (1,200 digits: a fair generator shows every digit about 120 times).
 #[tokio::test]
 async fn defect_native_weak_code_generator_never_mails_a_nine() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_weak_code_generator: true, ..Default::default() })).await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_weak_code_generator: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         for _ in 0..150 {
             initiate(&client, &pool, USER, Some("EMAIL_OTP")).await.expect("initiate");
@@ -742,14 +721,9 @@ async fn defect_native_weak_code_generator_never_mails_a_nine() {
 /// The ChallengeParameters of the EMAIL_OTP challenge.
 #[tokio::test]
 async fn defect_native_code_in_challenge_parameters_leaks_the_code() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (
-            true,
-            start_pool(with_defects(DefectsConfig { native_code_in_challenge_parameters: true, ..Default::default() }))
-                .await,
-        ),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { native_code_in_challenge_parameters: true, ..Default::default() }).await
+    {
         let client = sdk(&pool);
         let started = initiate(&client, &pool, USER, Some("EMAIL_OTP")).await.expect("initiate");
         let parameters = params(started.challenge_parameters());
@@ -768,10 +742,9 @@ async fn defect_native_code_in_challenge_parameters_leaks_the_code() {
 /// The shared unknown-user defects reach USER_AUTH too.
 #[tokio::test]
 async fn defect_unknown_user_error_tells_unknown_users_apart_in_user_auth() {
-    for (defective, pool) in [
-        (false, start_pool(PoolConfig::default()).await),
-        (true, start_pool(with_defects(DefectsConfig { unknown_user_error: true, ..Default::default() })).await),
-    ] {
+    for (defective, pool) in
+        control_and_defective(DefectsConfig { unknown_user_error: true, ..Default::default() }).await
+    {
         let answer = initiate(&sdk(&pool), &pool, "nobody@mail.test", Some("EMAIL_OTP")).await;
         if defective {
             assert_error(error_of(answer), ("NotAuthorizedException", "User does not exist."));
