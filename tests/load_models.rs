@@ -166,19 +166,7 @@ async fn a_breached_abort_on_threshold_ends_the_run_early() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_the_run_cleanly_and_still_writes_every_report() {
-    let temp = tempfile::tempdir().expect("temp");
-    let file = temp.path().join("scenario.toml");
-    std::fs::write(&file, scenario("", "users = 2\nduration = \"60s\"", "")).expect("written");
-    let reports = temp.path().join("reports");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&reports)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawned");
+    let (child, reports, _temp) = spawn_run(&scenario("", "users = 2\nduration = \"60s\"", ""));
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let pid = child.id().expect("running").to_string();
     let killed = tokio::process::Command::new("kill").args(["-INT", &pid]).status().await.expect("kill");

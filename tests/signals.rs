@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::run::*;
@@ -46,24 +45,6 @@ duration = "60s"
     )
 }
 
-/// A run of `text` in the background: the child, its report parent folder and the temp dir.
-fn start(text: &str) -> (tokio::process::Child, PathBuf, tempfile::TempDir) {
-    let temp = tempfile::tempdir().expect("temp");
-    let file = temp.path().join("scenario.toml");
-    std::fs::write(&file, text).expect("written");
-    let reports = temp.path().join("reports");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&reports)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawned");
-    (child, reports, temp)
-}
-
 async fn signal(child: &tokio::process::Child, name: &str) {
     let pid = child.id().expect("running").to_string();
     let sent = tokio::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().await.expect("kill");
@@ -77,7 +58,7 @@ fn run_folder(reports: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_and_sighup_stop_the_run_cleanly_with_every_report() {
     for name in ["TERM", "HUP"] {
-        let (child, reports, _temp) = start(&scenario("", ""));
+        let (child, reports, _temp) = spawn_run(&scenario("", ""));
         tokio::time::sleep(Duration::from_secs(3)).await;
         signal(&child, name).await;
         let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
@@ -112,7 +93,8 @@ async fn sigterm_and_sighup_stop_the_run_cleanly_with_every_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_that_outlast_the_stop_grace_are_abandoned_and_said_so() {
     // Every code mail is held 8 s: a SIGTERM leaves both virtual users waiting for their codes.
-    let (child, reports, _temp) = start(&scenario("[target.pool.faults.mail]\ndelay = \"8s\"", "stop_grace = \"1s\""));
+    let (child, reports, _temp) =
+        spawn_run(&scenario("[target.pool.faults.mail]\ndelay = \"8s\"", "stop_grace = \"1s\""));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sent = Instant::now();
     signal(&child, "TERM").await;
@@ -133,7 +115,7 @@ async fn flows_that_outlast_the_stop_grace_are_abandoned_and_said_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_quits_at_once() {
     let (child, _reports, _temp) =
-        start(&scenario("[target.pool.faults.mail]\ndelay = \"8s\"", "stop_grace = \"60s\""));
+        spawn_run(&scenario("[target.pool.faults.mail]\ndelay = \"8s\"", "stop_grace = \"60s\""));
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(&child, "TERM").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -115,6 +115,38 @@ impl RunOutcome {
     }
 }
 
+/// `otp-harness run FILE --out REPORTS`, with dummy AWS credentials in the environment (and the
+/// instance-metadata lookup off) so nothing leaves the machine.
+pub fn run_command(file: &Path, reports: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"));
+    command
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(reports)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE");
+    command
+}
+
+/// A run of `scenario` started in the background, its output piped: the child, the reports' parent
+/// folder and the temporary folder holding both (keep it while the run goes).
+pub fn spawn_run(scenario: &str) -> (tokio::process::Child, PathBuf, tempfile::TempDir) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let file = temp.path().join("scenario.toml");
+    std::fs::write(&file, scenario).expect("scenario written");
+    let reports = temp.path().join("reports");
+    let child = run_command(&file, &reports)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("otp-harness starts");
+    (child, reports, temp)
+}
+
 /// Writes `scenario` (TOML) and runs `otp-harness run` on it, with dummy AWS credentials in the
 /// environment (and the instance-metadata lookup off) so nothing leaves the machine.
 pub async fn run_scenario(scenario: &str) -> RunOutcome {
@@ -126,20 +158,7 @@ pub async fn run_with_args(scenario: &str, extra: &[&str]) -> RunOutcome {
     let file = temp.path().join("scenario.toml");
     std::fs::write(&file, scenario).expect("scenario written");
     let reports = temp.path().join("reports");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&reports)
-        .args(extra)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .expect("otp-harness runs");
+    let output = run_command(&file, &reports).args(extra).output().await.expect("otp-harness runs");
     let dir = std::fs::read_dir(&reports).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path());
     let files = dir.as_deref().map(read_folder).unwrap_or_default();
     let summary = files
