@@ -20,19 +20,7 @@ use proptest::strategy::ValueTree;
 
 const FILE: &str = "fuzzed/scenario.toml";
 
-/// The test suite's minimal local scenario (as in tests/run_bad_scenarios.rs).
-const GOOD: &str = r#"name = "ok"
-[target]
-kind = "local"
-[users]
-test_users = true
-pattern = "vu+{n}@mail.test"
-count = 8
-[otp]
-source = "outbox"
-[load]
-users = 2
-"#;
+const GOOD: &str = otp_harness::testkit::MINIMAL_SCENARIO;
 
 /// Every table in use at once: inline pool config, retry flows, probes, open stages, thresholds.
 const FULL: &str = r#"name = "full.fuzz_1"

@@ -5,18 +5,7 @@ mod support;
 
 use support::run::*;
 
-const GOOD: &str = r#"name = "ok"
-[target]
-kind = "local"
-[users]
-test_users = true
-pattern = "vu+{n}@mail.test"
-count = 8
-[otp]
-source = "outbox"
-[load]
-users = 2
-"#;
+const GOOD: &str = otp_harness::testkit::MINIMAL_SCENARIO;
 
 /// Runs `text`; asserts exit 2, one error naming `line` of the file, mentioning `needle`, with a fix.
 async fn assert_refused(text: &str, line: Option<usize>, needle: &str) {

@@ -6,18 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::checks::Check;
 
-const GOOD: &str = r#"name = "ok"
-[target]
-kind = "local"
-[users]
-test_users = true
-pattern = "vu+{n}@mail.test"
-count = 8
-[otp]
-source = "outbox"
-[load]
-users = 2
-"#;
+const GOOD: &str = crate::testkit::MINIMAL_SCENARIO;
 
 fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     Scenario::parse(text, Path::new("s.toml"))

@@ -8,6 +8,21 @@ pub mod s3server;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+/// The smallest valid scenario the tests build on (a local target, outbox codes, two virtual users):
+/// line numbers in tests of scenario errors count from it.
+pub const MINIMAL_SCENARIO: &str = r#"name = "ok"
+[target]
+kind = "local"
+[users]
+test_users = true
+pattern = "vu+{n}@mail.test"
+count = 8
+[otp]
+source = "outbox"
+[load]
+users = 2
+"#;
+
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
