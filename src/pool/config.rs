@@ -282,6 +282,9 @@ pub struct FaultsConfig {
     pub mail: MailFaults,
     /// Trigger failures.
     pub trigger: Vec<TriggerFault>,
+    /// Operations refused with `AccessDeniedException`, as for a caller whose IAM policy lacks them:
+    /// Cognito names (`DescribeUserPool`) and SES v2 names (`GetAccount`, `GetEmailIdentity`, …).
+    pub access_denied: Vec<String>,
 }
 
 /// Quota categories as Cognito groups operations; absent means unlimited.

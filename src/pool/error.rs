@@ -24,6 +24,8 @@ pub enum ErrorKind {
     /// A request body over the pool's limit: 413, as AWS's JSON services answer one (Cognito's own
     /// limit and answer are not documented).
     RequestEntityTooLarge,
+    /// The caller's IAM identity may not call the operation (injected with `faults.access_denied`).
+    AccessDenied,
 }
 
 impl ErrorKind {
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
         }
     }
 
@@ -121,6 +124,17 @@ impl CognitoError {
 
     pub fn client_not_found(client_id: &str) -> Self {
         Self::new(ErrorKind::ResourceNotFound, format!("User pool client {client_id} does not exist."))
+    }
+
+    /// What AWS answers a caller whose policy lacks `action` (e.g. `cognito-idp:DescribeUserPool`).
+    pub fn access_denied(action: &str, resource: &str) -> Self {
+        Self::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User: arn:aws:iam::000000000000:user/otp-harness is not authorized to perform: {action} on \
+                 resource: {resource} because no identity-based policy allows the {action} action"
+            ),
+        )
     }
 
     pub fn pool_not_found(user_pool_id: &str) -> Self {

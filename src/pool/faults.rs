@@ -55,6 +55,7 @@ pub struct Faults {
     latency: BTreeMap<String, Duration>,
     buckets: BTreeMap<QuotaCategory, TokenBucket>,
     triggers: Vec<TriggerFault>,
+    access_denied: Vec<String>,
 }
 
 impl Faults {
@@ -72,12 +73,23 @@ impl Faults {
         .into_iter()
         .filter_map(|(category, rate)| rate.map(|r| (category, TokenBucket::new(r))))
         .collect();
-        Self { latency: config.latency.clone(), buckets, triggers: config.trigger.clone() }
+        Self { latency: config.latency.clone(), buckets, triggers: config.trigger.clone(),
+            access_denied: config.access_denied.clone(),
+        }
     }
 
     /// The latency to add before answering `operation`.
     pub fn latency(&self, operation: &str) -> Option<Duration> {
         self.latency.get(operation).copied()
+    }
+
+    /// `AccessDeniedException` when the pool is told to refuse `operation` of `service` (`cognito-idp`,
+    /// `ses`) on `resource`, as AWS refuses a caller whose policy lacks the action.
+    pub fn deny(&self, service: &str, operation: &str, resource: &str) -> Result<(), CognitoError> {
+        if self.access_denied.iter().any(|denied| denied == operation) {
+            return Err(CognitoError::access_denied(&format!("{service}:{operation}"), resource));
+        }
+        Ok(())
     }
 
     /// `TooManyRequestsException` when the category's bucket is empty.

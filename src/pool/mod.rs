@@ -99,6 +99,11 @@ impl PoolState {
         Ok(())
     }
 
+    /// The pool's ARN, as AWS writes it (the resource an access-denied answer names).
+    pub fn user_pool_arn(&self) -> String {
+        format!("arn:aws:cognito-idp:{}:000000000000:userpool/{}", self.config.region, self.config.user_pool_id)
+    }
+
     /// Current counters.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         let requests = wire::OPERATIONS

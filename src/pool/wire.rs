@@ -109,6 +109,9 @@ async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[
     if let Some(latency) = pool.faults.latency(operation) {
         tokio::time::sleep(latency).await;
     }
+    if signed {
+        pool.faults.deny("cognito-idp", operation, &pool.user_pool_arn())?;
+    }
     pool.faults.admit(category)?;
     match operation {
         "InitiateAuth" => initiate_auth(pool, parse(body)?).await,
@@ -395,7 +398,7 @@ fn describe_user_pool(pool: &PoolState, input: DescribeUserPoolInput) -> Result<
     Ok(json!({ "UserPool": {
         "Id": c.user_pool_id,
         "Name": c.pool_name,
-        "Arn": format!("arn:aws:cognito-idp:{}:000000000000:userpool/{}", c.region, c.user_pool_id),
+        "Arn": pool.user_pool_arn(),
         "Policies": {
             "PasswordPolicy": {
                 "MinimumLength": 8, "RequireUppercase": true, "RequireLowercase": true,
