@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) is a thin command line over this library, so tests and benchmarks call
 //! the same code.
 
+pub mod admin;
 pub mod background;
 pub mod bench;
 pub mod checks;
@@ -17,6 +18,8 @@ pub mod merge;
 pub mod metrics;
 pub mod otp;
 pub mod pool;
+pub mod preflight;
+pub mod provision;
 pub mod report;
 pub mod run;
 pub mod scenario;

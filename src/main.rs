@@ -37,7 +37,38 @@ enum Command {
         /// A Kubernetes Indexed Job passes `--worker $JOB_COMPLETION_INDEX/N`.
         #[arg(long, value_name = "INDEX/COUNT")]
         worker: Option<String>,
+        /// Create the scenario's test users first, as `users create` does (a deployed pool; the
+        /// embedded pool starts with them).
+        #[arg(long)]
+        provision: bool,
+        /// Delete the test users this tool created after the run, whatever its outcome, as
+        /// `users delete` does.
+        #[arg(long)]
+        cleanup: bool,
+        /// Skip the preflight of pool, client, SES and quotas (by default a failed verdict stops the
+        /// run before the load, with exit 3).
+        #[arg(long)]
+        no_preflight: bool,
     },
+    /// Check a pool, its app client, the account's SES and Cognito's quotas against what the scenario
+    /// will ask of them, before any sign-in.
+    ///
+    /// One line per verdict (PASS, WARN, FAIL, SKIP); also writes preflight.json and
+    /// preflight.junit.xml. A call the credentials may not make is a SKIP naming it, not a failure.
+    /// Needs cognito-idp:DescribeUserPool, DescribeUserPoolClient and ses:GetAccount, GetEmailIdentity,
+    /// ListSuppressedDestinations, GetSuppressedDestination (docs/aws/). Exit codes: 0 no verdict
+    /// failed, 2 unusable scenario, 3 a verdict failed.
+    Preflight {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Folder for preflight.json and preflight.junit.xml (default:
+        /// <report.dir>/<name>-preflight-<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create, list or delete a deployed pool's test users (the scenario's [users]).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Merge the run folders of several workers (`run --worker I/N`) into one report.
     ///
     /// Latency histograms are added exactly from each latency.hlog; counts are summed; checks and
@@ -94,6 +125,41 @@ enum Command {
     Bench(otp_harness::bench::Bench),
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create the scenario's test users that do not exist yet (AdminCreateUser, MessageAction
+    /// SUPPRESS, email verified), each with the otp-harness marker: the custom attribute
+    /// custom:otp_harness if the pool declares it, else the tag "otp-harness" in the address. Safe to
+    /// run again. Paced below Cognito's UserCreation quota; throttled answers are waited out.
+    Create {
+        scenario: PathBuf,
+        #[command(flatten)]
+        pace: Pace,
+    },
+    /// List the scenario's test users that exist in the pool (ListUsers), with their status and marker.
+    List { scenario: PathBuf },
+    /// Delete the scenario's test users that carry the otp-harness marker; a user without it is never
+    /// deleted (reported, exit 3).
+    Delete {
+        scenario: PathBuf,
+        #[command(flatten)]
+        pace: Pace,
+    },
+}
+
+#[derive(clap::Args)]
+struct Pace {
+    /// Admin calls per second (Cognito's UserCreation quota is 50/s for the whole account and region).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     otp_harness::logging::init();
@@ -106,7 +172,13 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run { scenario, out, check, worker } => run_scenario(scenario, out, check, worker).await,
+            Command::Run { scenario, out, check, worker, provision, cleanup, no_preflight } => {
+                let options =
+                    otp_harness::run::RunOptions { report_dir: out, skip_preflight: no_preflight, provision, cleanup };
+                run_scenario(scenario, options, check, worker).await
+            }
+            Command::Preflight { scenario, out } => preflight(scenario, out).await,
+            Command::Users(command) => users(command).await,
             Command::Merge { runs, out } => merge(runs, out),
             Command::Compare { baseline, current, tolerance, min_delta, rate_tolerance, out } => {
                 compare(baseline, current, &tolerance, min_delta, &rate_tolerance, out)
@@ -125,7 +197,12 @@ fn main() -> ExitCode {
     })
 }
 
-async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool, worker: Option<String>) -> ExitCode {
+async fn run_scenario(
+    path: PathBuf,
+    options: otp_harness::run::RunOptions,
+    check_only: bool,
+    worker: Option<String>,
+) -> ExitCode {
     let load = || -> Result<otp_harness::scenario::Scenario, String> {
         let scenario = otp_harness::scenario::Scenario::load(&path).map_err(|e| e.to_string())?;
         match worker {
@@ -148,7 +225,6 @@ async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool, wor
         return ExitCode::SUCCESS;
     }
     otp_harness::interrupt::install();
-    let options = otp_harness::run::RunOptions { report_dir: out };
     match otp_harness::run::run(&scenario, &options).await {
         Ok(output) => {
             print!("{}", otp_harness::report::console::render(&output.result));
@@ -159,6 +235,139 @@ async fn run_scenario(path: PathBuf, out: Option<PathBuf>, check_only: bool, wor
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+async fn preflight(path: PathBuf, out: Option<PathBuf>) -> ExitCode {
+    let scenario = match otp_harness::scenario::Scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let (target, pool) = match otp_harness::target::resolve(&scenario).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::CANNOT_RUN);
+        }
+    };
+    let checked = otp_harness::preflight::run(&scenario, &target).await;
+    if let Some(pool) = pool {
+        let _ = pool.stop().await;
+    }
+    print!("{}", checked.render());
+    let dir = out.unwrap_or_else(|| {
+        otp_harness::report::run_dir(
+            &scenario.report.dir,
+            &format!("{}-preflight", scenario.name),
+            std::time::SystemTime::now(),
+        )
+    });
+    if let Err(e) = checked.write(&dir) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(exit::CANNOT_RUN);
+    }
+    println!("  written: {}", dir.join("preflight.json").display());
+    ExitCode::from(if checked.failed() { exit::CANNOT_RUN } else { exit::PASS })
+}
+
+async fn users(command: UsersCommand) -> ExitCode {
+    use otp_harness::provision;
+    let path = match &command {
+        UsersCommand::Create { scenario, .. }
+        | UsersCommand::List { scenario }
+        | UsersCommand::Delete { scenario, .. } => scenario.clone(),
+    };
+    let scenario = match otp_harness::scenario::Scenario::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if scenario.target.kind == otp_harness::scenario::TargetKind::Local {
+        eprintln!(
+            "error: {}: target.kind = \"local\" starts its own pool with the test users, so there is nothing to \
+             create or delete\n  fix: point the scenario at a deployed pool (kind = \"aws\"), or at `otp-harness pool` \
+             with target.endpoint_url",
+            path.display()
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let target = match otp_harness::target::resolve(&scenario).await {
+        Ok((target, _)) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::CANNOT_RUN);
+        }
+    };
+    let clients = otp_harness::admin::AdminClients::new(&target, &Default::default(), 1).await;
+    let options = |pace: &Pace| provision::CreateOptions {
+        rate: pace.rate,
+        concurrency: pace.concurrency,
+        ..provision::CreateOptions::default()
+    };
+    if let UsersCommand::Create { pace, .. } | UsersCommand::Delete { pace, .. } = &command
+        && (!pace.rate.is_finite() || pace.rate <= 0.0 || pace.concurrency == 0)
+    {
+        eprintln!("error: --rate must be above 0 and --concurrency at least 1");
+        return ExitCode::from(exit::USAGE);
+    }
+    match command {
+        UsersCommand::Create { pace, .. } => {
+            let progress = provision::Progress::new(!pace.quiet);
+            match provision::create(&clients, &scenario, &options(&pace), &progress).await {
+                Ok(outcome) => {
+                    println!("{}", provision::summarize_create(&outcome));
+                    ExitCode::from(if outcome.failed.is_empty() { exit::PASS } else { exit::CANNOT_RUN })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(exit::CANNOT_RUN)
+                }
+            }
+        }
+        UsersCommand::Delete { pace, .. } => {
+            let progress = provision::Progress::new(!pace.quiet);
+            match provision::delete(&clients, &scenario, &options(&pace), &progress).await {
+                Ok(outcome) => {
+                    println!("{}", provision::summarize_delete(&outcome));
+                    let clean = outcome.failed.is_empty() && outcome.refused.is_empty();
+                    ExitCode::from(if clean { exit::PASS } else { exit::CANNOT_RUN })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(exit::CANNOT_RUN)
+                }
+            }
+        }
+        UsersCommand::List { .. } => match provision::list(&clients, &scenario).await {
+            Ok((users, marker)) => {
+                for user in &users {
+                    println!(
+                        "{:40}  {:22}  {:8}  {}",
+                        user.address,
+                        user.status,
+                        if user.enabled { "enabled" } else { "disabled" },
+                        if user.marked { "marked" } else { "NOT MARKED" }
+                    );
+                }
+                println!(
+                    "{} of {} test users exist; {} carry the marker ({})",
+                    users.len(),
+                    scenario.users.count,
+                    users.iter().filter(|u| u.marked).count(),
+                    marker.describe()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(exit::CANNOT_RUN)
+            }
+        },
     }
 }
 

@@ -1,19 +1,22 @@
 //! `otp-harness run`, read top to bottom as the run's sequence: resolve the target (starting the
-//! embedded pool for `local`), connect the OTP source and fetch the JWKS (failures here: exit 3), plan
+//! embedded pool for `local`), create the test users if asked, the preflight, connect the OTP source and fetch the JWKS (failures here: exit 3), plan
 //! the checks, run the probes, then the load, judge code randomness and the thresholds, stop what was
-//! started, and write the reports.
+//! started, write the reports, and delete the test users if asked.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::admin::{AdminClients, SesEndpoint};
 use crate::checks::randomness;
 use crate::checks::tokens::TokenChecker;
-use crate::cognito::CognitoClient;
+use crate::cognito::{CognitoClient, ResolvedTarget};
 use crate::flows::{FlowContext, probes};
 use crate::metrics::Metrics;
 use crate::otp::OtpSource;
 use crate::pool::RunningPool;
+use crate::preflight;
+use crate::provision;
 use crate::report::assemble::{Finished, assemble};
 use crate::report::hlog::HlogRecorder;
 use crate::report::{self, RunResult};
@@ -26,6 +29,12 @@ use crate::workload;
 pub struct RunOptions {
     /// Parent folder of the run folder (default: the scenario's `report.dir`).
     pub report_dir: Option<PathBuf>,
+    /// Skip the preflight of pool, client, SES and quotas (`--no-preflight`).
+    pub skip_preflight: bool,
+    /// Create the test users first (`--provision`; a deployed pool only: the embedded one has them).
+    pub provision: bool,
+    /// Delete the test users afterwards, whatever the run's outcome (`--cleanup`).
+    pub cleanup: bool,
 }
 
 /// Why a run did not produce a result.
@@ -61,11 +70,85 @@ pub struct RunOutput {
     pub report_dir: PathBuf,
 }
 
-/// Runs a scenario to the end.
+/// Runs a scenario to the end: test users created first and deleted after if asked, the preflight
+/// before anything signs in.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput, RunError> {
     let started_at = SystemTime::now();
-    let started = Instant::now();
     let (target, pool) = target::resolve(scenario).await?;
+    let deployed = pool.is_none();
+    if options.provision && deployed {
+        let outcome = provision_users(scenario, &target).await;
+        if let Err(e) = outcome {
+            return Err(RunError::CannotRun(e));
+        }
+    }
+    let result = run_on_target(scenario, options, started_at, target.clone(), pool).await;
+    if options.cleanup && deployed {
+        cleanup_users(scenario, &target).await;
+    }
+    result
+}
+
+/// `--provision`: the scenario's test users, created (or found) before the run.
+async fn provision_users(scenario: &Scenario, target: &ResolvedTarget) -> Result<(), String> {
+    let clients = AdminClients::new(target, &SesEndpoint::default(), 1).await;
+    let progress = provision::Progress::new(true);
+    let outcome = provision::create(&clients, scenario, &provision::CreateOptions::default(), &progress)
+        .await
+        .map_err(|e| format!("--provision: {e}"))?;
+    eprintln!("{}", provision::summarize_create(&outcome));
+    if !outcome.failed.is_empty() {
+        return Err(format!("--provision: {} test user(s) could not be created", outcome.failed.len()));
+    }
+    Ok(())
+}
+
+/// `--cleanup`: the test users this tool made, deleted after the run (never a user without the marker).
+async fn cleanup_users(scenario: &Scenario, target: &ResolvedTarget) {
+    let clients = AdminClients::new(target, &SesEndpoint::default(), 1).await;
+    let progress = provision::Progress::new(true);
+    match provision::delete(&clients, scenario, &provision::CreateOptions::default(), &progress).await {
+        Ok(outcome) => eprintln!("{}", provision::summarize_delete(&outcome)),
+        Err(e) => eprintln!("warning: --cleanup: {e}"),
+    }
+}
+
+/// The preflight before anything signs in: its verdicts on stderr and in the run folder; a failed
+/// verdict stops the run (exit 3) before the load, with the pool stopped.
+async fn preflight_gate(
+    scenario: &Scenario,
+    target: &ResolvedTarget,
+    report_dir: &std::path::Path,
+) -> Result<(), RunError> {
+    let checked = preflight::run(scenario, target).await;
+    eprint!("{}", checked.render());
+    checked.write(report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
+    if checked.failed() {
+        return Err(RunError::CannotRun(format!(
+            "the preflight failed ({} verdict(s)): see {} — fix the pool or the scenario, or run with --no-preflight",
+            checked.count(preflight::Status::Fail),
+            report_dir.join("preflight.json").display()
+        )));
+    }
+    Ok(())
+}
+
+async fn run_on_target(
+    scenario: &Scenario,
+    options: &RunOptions,
+    started_at: SystemTime,
+    target: ResolvedTarget,
+    pool: Option<RunningPool>,
+) -> Result<RunOutput, RunError> {
+    let started = Instant::now();
+    let report_dir =
+        report::run_dir(options.report_dir.as_ref().unwrap_or(&scenario.report.dir), &scenario.name, started_at);
+    if !options.skip_preflight
+        && let Err(e) = preflight_gate(scenario, &target, &report_dir).await
+    {
+        stop_pool(pool).await;
+        return Err(e);
+    }
     let cognito = CognitoClient::new(target.clone()).await;
     let local_outbox = pool.as_ref().and_then(|p| p.info().outbox.clone());
     let source = OtpSource::start(&scenario.otp, &target, local_outbox.as_deref(), &scenario.users)
@@ -82,8 +165,6 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     for check in scenario.planned_checks() {
         ctx.verdicts.skip(check, "no flow of this kind completed");
     }
-    let report_dir =
-        report::run_dir(options.report_dir.as_ref().unwrap_or(&scenario.report.dir), &scenario.name, started_at);
     std::fs::create_dir_all(&report_dir)
         .map_err(|e| RunError::CannotRun(format!("creating {}: {e}", report_dir.display())))?;
 

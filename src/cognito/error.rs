@@ -43,9 +43,7 @@ impl fmt::Display for CallError {
 impl std::error::Error for CallError {}
 
 impl CallError {
-    pub(crate) fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(
-        err: SdkError<E, R>,
-    ) -> Self {
+    pub fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: fmt::Debug>(err: SdkError<E, R>) -> Self {
         if let Some(service) = err.as_service_error() {
             let type_name = service.code().unwrap_or("UnknownError").to_string();
             let class = match type_name.as_str() {

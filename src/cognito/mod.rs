@@ -46,7 +46,7 @@ impl ResolvedTarget {
 
 /// How a user signs in: custom auth (the Define / Create / Verify triggers mail a code: CUSTOM_AUTH) or
 /// Cognito's native passwordless flow (USER_AUTH with the EMAIL_OTP first factor, no Lambda).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Auth {
     #[default]

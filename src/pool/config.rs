@@ -39,6 +39,23 @@ pub struct PoolConfig {
     pub allowed_first_auth_factors: Vec<String>,
     /// Native passwordless sign-in (USER_AUTH with EMAIL_OTP): the settings the sources leave uncertain.
     pub native: NativeConfig,
+    /// The pool's feature plan (`UserPoolTier`): `LITE`, `ESSENTIALS` or `PLUS`. Native EMAIL_OTP
+    /// sign-in needs ESSENTIALS or PLUS.
+    pub tier: String,
+    /// `EmailConfiguration.EmailSendingAccount`: `DEVELOPER` (the account's SES) or `COGNITO_DEFAULT`
+    /// (Cognito's own sender, 50 mails a day per account).
+    pub email_sending_account: String,
+    /// `UserPoolAddOns.AdvancedSecurityMode` (threat protection): `OFF`, `AUDIT` or `ENFORCED`.
+    pub threat_protection: String,
+    /// The custom-auth triggers the pool has (`LambdaConfig`): any of `define`, `create`, `verify`.
+    /// CUSTOM_AUTH without a Define trigger fails as Cognito's does.
+    pub lambda_triggers: Vec<String>,
+    /// The app client has a secret: every InitiateAuth must then carry a SECRET_HASH, which the harness
+    /// does not compute (a preflight verdict says so).
+    pub client_secret: bool,
+    /// Custom attributes the pool's schema declares, without the `custom:` prefix (e.g. `otp_harness`,
+    /// which `otp-harness users create` uses as its marker). AdminCreateUser refuses undeclared ones.
+    pub custom_attributes: Vec<String>,
     /// Users created when the pool starts.
     pub users: SeedUsers,
     pub mail: MailConfig,
@@ -64,6 +81,12 @@ impl Default for PoolConfig {
                 .to_vec(),
             allowed_first_auth_factors: ["PASSWORD", "EMAIL_OTP"].map(String::from).to_vec(),
             native: NativeConfig::default(),
+            tier: "ESSENTIALS".into(),
+            email_sending_account: "DEVELOPER".into(),
+            threat_protection: "OFF".into(),
+            lambda_triggers: ["define", "create", "verify"].map(String::from).to_vec(),
+            client_secret: false,
+            custom_attributes: Vec::new(),
             users: SeedUsers::default(),
             mail: MailConfig::default(),
             faults: FaultsConfig::default(),
@@ -489,6 +512,7 @@ impl PoolConfig {
             bail!("max_attempts must be at least 1");
         }
         self.validate_native()?;
+        self.validate_described()?;
         if self.auth_session_validity.is_zero() || self.auth_session_validity > Duration::from_secs(15 * 60) {
             bail!("auth_session_validity must be longer than zero and at most 15m (Cognito: 3–15 min)");
         }
@@ -548,6 +572,35 @@ impl PoolConfig {
 
 impl PoolConfig {
     /// The client's flows, the pool's first factors and the native settings.
+    /// The settings DescribeUserPool / DescribeUserPoolClient report: Cognito's own enum values.
+    fn validate_described(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        for (key, value, allowed) in [
+            ("tier", &self.tier, &["LITE", "ESSENTIALS", "PLUS"][..]),
+            ("email_sending_account", &self.email_sending_account, &["DEVELOPER", "COGNITO_DEFAULT"][..]),
+            ("threat_protection", &self.threat_protection, &["OFF", "AUDIT", "ENFORCED"][..]),
+        ] {
+            if !allowed.contains(&value.as_str()) {
+                bail!("{key}: {value:?} is not one of {}", allowed.join(", "));
+            }
+        }
+        for trigger in &self.lambda_triggers {
+            if !["define", "create", "verify"].contains(&trigger.as_str()) {
+                bail!("lambda_triggers: unknown trigger {trigger:?} (one of: define, create, verify)");
+            }
+        }
+        if self.threat_protection != "OFF" && self.tier != "PLUS" {
+            // Cognito's own rule: threat protection is a Plus feature.
+            bail!("threat_protection = {:?} needs tier = \"PLUS\"", self.threat_protection);
+        }
+        for name in &self.custom_attributes {
+            if name.is_empty() || name.len() > 20 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bail!("custom_attributes: {name:?} must be 1 to 20 letters, digits or underscores (no custom: prefix)");
+            }
+        }
+        Ok(())
+    }
+
     fn validate_native(&self) -> anyhow::Result<()> {
         use anyhow::bail;
         for flow in &self.explicit_auth_flows {

@@ -323,6 +323,13 @@ fn admin_create_user(pool: &PoolState, input: AdminCreateUserInput) -> Result<Va
             "email" => {}
             "email_verified" => email_verified = attribute.value == "true",
             "sub" => return Err(CognitoError::invalid_parameter("Cannot modify the non-mutable attribute sub")),
+            name if name.starts_with("custom:")
+                && !pool.config.custom_attributes.iter().any(|declared| name[7..] == *declared) =>
+            {
+                return Err(CognitoError::invalid_parameter(format!(
+                    "Attributes did not conform to the schema: Type for attribute {{{name}}} could not be determined"
+                )));
+            }
             _ => {
                 extra.insert(attribute.name, attribute.value);
             }
@@ -394,7 +401,26 @@ struct DescribeUserPoolInput {
 fn describe_user_pool(pool: &PoolState, input: DescribeUserPoolInput) -> Result<Value, CognitoError> {
     pool.check_pool(&required(input.user_pool_id, "userPoolId")?)?;
     let c = &pool.config;
-    let lambda = |name: &str| format!("arn:aws:lambda:{}:000000000000:function:otp-harness-{name}", c.region);
+    let mut lambda_config = serde_json::Map::new();
+    for (trigger, key, name) in [
+        ("define", "DefineAuthChallenge", "define-auth-challenge"),
+        ("create", "CreateAuthChallenge", "create-auth-challenge"),
+        ("verify", "VerifyAuthChallengeResponse", "verify-auth-challenge-response"),
+    ] {
+        if c.lambda_triggers.iter().any(|t| t == trigger) {
+            let arn = format!("arn:aws:lambda:{}:000000000000:function:otp-harness-{name}", c.region);
+            lambda_config.insert(key.into(), Value::String(arn));
+        }
+    }
+    let mut schema = vec![
+        json!({ "Name": "sub", "AttributeDataType": "String", "Mutable": false, "Required": true }),
+        json!({ "Name": "email", "AttributeDataType": "String", "Mutable": true, "Required": true }),
+        json!({ "Name": "email_verified", "AttributeDataType": "Boolean", "Mutable": true, "Required": false }),
+    ];
+    schema.extend(c.custom_attributes.iter().map(|name| {
+        json!({ "Name": format!("custom:{name}"), "AttributeDataType": "String", "Mutable": true, "Required": false,
+                "StringAttributeConstraints": { "MinLength": "0", "MaxLength": "256" } })
+    }));
     Ok(json!({ "UserPool": {
         "Id": c.user_pool_id,
         "Name": c.pool_name,
@@ -407,21 +433,33 @@ fn describe_user_pool(pool: &PoolState, input: DescribeUserPoolInput) -> Result<
             "SignInPolicy": { "AllowedFirstAuthFactors": c.allowed_first_auth_factors },
         },
         "DeletionProtection": "INACTIVE",
-        "LambdaConfig": {
-            "DefineAuthChallenge": lambda("define-auth-challenge"),
-            "CreateAuthChallenge": lambda("create-auth-challenge"),
-            "VerifyAuthChallengeResponse": lambda("verify-auth-challenge-response"),
-        },
+        "LambdaConfig": lambda_config,
         "LastModifiedDate": pool.created,
         "CreationDate": pool.created,
         "AutoVerifiedAttributes": ["email"],
         "UsernameAttributes": ["email"],
         "MfaConfiguration": "OFF",
         "EstimatedNumberOfUsers": pool.users.read().len(),
-        "EmailConfiguration": { "EmailSendingAccount": "DEVELOPER", "From": c.mail.from },
+        "SchemaAttributes": schema,
+        "EmailConfiguration": email_configuration(c),
         "AdminCreateUserConfig": { "AllowAdminCreateUserOnly": true },
-        "UserPoolTier": "ESSENTIALS",
+        "UserPoolAddOns": { "AdvancedSecurityMode": c.threat_protection },
+        "UserPoolTier": c.tier,
     }}))
+}
+
+/// `EmailConfiguration` as Cognito reports it: with DEVELOPER, the SES identity and sender; with
+/// COGNITO_DEFAULT, nothing but the account kind.
+fn email_configuration(c: &super::PoolConfig) -> Value {
+    if c.email_sending_account == "COGNITO_DEFAULT" {
+        return json!({ "EmailSendingAccount": "COGNITO_DEFAULT" });
+    }
+    let domain = c.mail.from.rsplit_once('@').map_or(c.mail.from.as_str(), |(_, d)| d);
+    json!({
+        "EmailSendingAccount": "DEVELOPER",
+        "From": c.mail.from,
+        "SourceArn": format!("arn:aws:ses:{}:000000000000:identity/{domain}", c.region),
+    })
 }
 
 #[derive(Deserialize)]
@@ -439,7 +477,7 @@ fn describe_user_pool_client(pool: &PoolState, input: DescribeClientInput) -> Re
         return Err(CognitoError::client_not_found(&client_id));
     }
     let minutes = c.token_validity.as_secs() / 60;
-    Ok(json!({ "UserPoolClient": {
+    let mut client = json!({ "UserPoolClient": {
         "UserPoolId": c.user_pool_id,
         "ClientName": c.client_name,
         "ClientId": c.client_id,
@@ -454,7 +492,12 @@ fn describe_user_pool_client(pool: &PoolState, input: DescribeClientInput) -> Re
         "EnableTokenRevocation": true,
         "EnablePropagateAdditionalUserContextData": false,
         "AuthSessionValidity": c.auth_session_validity.as_secs().div_ceil(60),
-    }}))
+    }});
+    if c.client_secret {
+        // A fixed stand-in: the local pool never checks a SECRET_HASH's value.
+        client["UserPoolClient"]["ClientSecret"] = Value::String("local-pool-client-secret-not-checked".into());
+    }
+    Ok(client)
 }
 
 fn attributes_json(user: &User) -> Vec<Value> {

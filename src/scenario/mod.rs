@@ -8,6 +8,7 @@ mod expect;
 mod flows;
 mod load;
 mod otp;
+mod preflight;
 mod probes;
 mod report;
 mod target;
@@ -26,6 +27,7 @@ pub use expect::{Expect, UserExistence};
 pub use flows::{FlowKind, FlowSpec, flow_name};
 pub use load::{Load, LoadModel, Stage};
 pub use otp::{AfterRead, ImapMode, ImapOptions, Otp, OtpSourceKind, OutboxOptions, S3Options, is_loopback_host};
+pub use preflight::PreflightOptions;
 pub use probes::{CATALOGUE, Probe, ProbeRow, Probes};
 pub use report::{CheckOptions, ReportOptions};
 pub use target::{Target, TargetKind};
@@ -69,6 +71,9 @@ pub struct Scenario {
     pub checks: CheckOptions,
     #[serde(default)]
     pub report: ReportOptions,
+    /// Cost assumptions of the preflight.
+    #[serde(default)]
+    pub preflight: PreflightOptions,
     /// Where the file was read from (set by `load`).
     #[serde(skip)]
     pub path: PathBuf,
@@ -153,6 +158,7 @@ impl Scenario {
         self.validate_user_count(at)?;
         self.otp.validate(self.target.kind, at)?;
         self.report.validate(at)?;
+        self.preflight.validate(at)?;
         flows::validate(&self.flows, &self.expect, at)?;
         self.expect.validate(at)?;
         self.load.validate(&self.threshold_conditions, at)

@@ -33,6 +33,8 @@ pub struct Target {
     pub client_id: Option<String>,
     /// aws: another Cognito-compatible endpoint (e.g. `http://127.0.0.1:9229`).
     pub endpoint_url: Option<String>,
+    /// aws: where the SES v2 API is for `preflight`, when not at `endpoint_url` (or AWS).
+    pub ses_endpoint_url: Option<String>,
     /// aws: the tokens' issuer, when not `https://cognito-idp.{region}.amazonaws.com/{user_pool_id}`.
     pub issuer: Option<String>,
     /// Per-call timeout.
@@ -63,6 +65,7 @@ impl Target {
                     ("user_pool_id", self.user_pool_id.is_some()),
                     ("client_id", self.client_id.is_some()),
                     ("endpoint_url", self.endpoint_url.is_some()),
+                    ("ses_endpoint_url", self.ses_endpoint_url.is_some()),
                     ("issuer", self.issuer.is_some()),
                 ] {
                     if set {

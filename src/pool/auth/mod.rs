@@ -95,6 +95,10 @@ fn issue_tokens(
 pub struct AuthEngine {
     client_id: String,
     explicit_auth_flows: Vec<String>,
+    /// The client has a secret: InitiateAuth must carry a SECRET_HASH (its value is not checked).
+    client_secret: bool,
+    /// The pool has a Define trigger: without one, CUSTOM_AUTH fails as Cognito's does.
+    define_trigger: bool,
     custom: custom::CustomAuth,
     native: native::NativeAuth,
 }
@@ -110,6 +114,8 @@ impl AuthEngine {
         Self {
             client_id: config.client_id.clone(),
             explicit_auth_flows: config.explicit_auth_flows.clone(),
+            client_secret: config.client_secret,
+            define_trigger: config.lambda_triggers.iter().any(|t| t == "define"),
             custom: custom::CustomAuth::new(
                 config,
                 Arc::clone(&users),
@@ -129,9 +135,20 @@ impl AuthEngine {
         parameters: &HashMap<String, String>,
     ) -> Result<AuthStep, CognitoError> {
         self.check_client(client_id)?;
+        if self.client_secret && !parameters.contains_key("SECRET_HASH") {
+            return Err(CognitoError::new(
+                ErrorKind::NotAuthorized,
+                format!("Client {client_id} is configured for secret but secret was not received"),
+            ));
+        }
         match auth_flow {
             "CUSTOM_AUTH" => {
                 self.check_flow_enabled("ALLOW_CUSTOM_AUTH", auth_flow)?;
+                if !self.define_trigger {
+                    return Err(CognitoError::invalid_parameter(
+                        "Custom auth lambda trigger is not configured for the user pool.",
+                    ));
+                }
                 self.custom.initiate(parameters).await
             }
             "USER_AUTH" => {
