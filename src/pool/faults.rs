@@ -73,7 +73,10 @@ impl Faults {
         .into_iter()
         .filter_map(|(category, rate)| rate.map(|r| (category, TokenBucket::new(r))))
         .collect();
-        Self { latency: config.latency.clone(), buckets, triggers: config.trigger.clone(),
+        Self {
+            latency: config.latency.clone(),
+            buckets,
+            triggers: config.trigger.clone(),
             access_denied: config.access_denied.clone(),
         }
     }
