@@ -239,7 +239,7 @@ async fn simple_and_raw_mail_reach_the_outbox_and_suppressed_recipients_do_not()
     let sent = client
         .send_email()
         .from_email_address(format!("Sign-in <{FROM}>"))
-        .destination(Destination::builder().to_addresses("a@mail.test").cc_addresses("b@mail.test").build())
+        .destination(Destination::builder().to_addresses("Ann <a@mail.test>").cc_addresses("b@mail.test").build())
         .content(simple("Your code", "Your code is 424242", Some("<p>Your code is <b>424242</b></p>")))
         .send()
         .await

@@ -20,7 +20,9 @@ use super::relay;
 use super::s3sink::S3Sink;
 use super::ses::SendLedger;
 
-/// Counters of what happened to code mail, served at `GET /_pool/stats`.
+/// Counters of what happened to mail, served at `GET /_pool/stats`: `generated` counts code mail; the
+/// others count every mail, code mail and mail sent through the SES API alike (whose own counters are
+/// under `ses`).
 #[derive(Debug, Default)]
 pub struct MailStats {
     pub generated: AtomicU64,

@@ -686,7 +686,10 @@ impl SesAccount {
         self.stats.simulator.fetch_add(simulator as u64, Ordering::Relaxed);
         match request.content {
             SendContent::Simple { subject, text, html } => {
-                let keep = |list: &[String]| list.iter().filter(|r| deliver(r)).cloned().collect::<Vec<_>>();
+                // Display names (`Name <a@b.test>`) are dropped: the sinks need addresses.
+                let keep = |list: &[String]| {
+                    list.iter().map(|r| bare_address(r).to_string()).filter(|r| deliver(r)).collect::<Vec<_>>()
+                };
                 let (to, cc, bcc) = (keep(&request.to), keep(&request.cc), keep(&request.bcc));
                 if !(to.is_empty() && cc.is_empty() && bcc.is_empty()) {
                     self.mail.send_message(SimpleMessage {
