@@ -84,6 +84,7 @@ async fn boto3_sends_through_ses_v1_and_v2_and_the_harness_reads_the_codes_from_
         json!({
             "endpoints": { "ses": pool.endpoint(), "sesv2": pool.endpoint() },
             "v1_quota": { "Max24HourSend": 1_000_000.0, "MaxSendRate": 1_000.0, "SentLast24Hours": 0.0 },
+            "v1_sending_enabled": true,
             "v2_account": { "ProductionAccessEnabled": true, "SendingEnabled": true, "EnforcementStatus": "HEALTHY" },
             "v2_identity": { "IdentityType": "DOMAIN", "VerifiedForSendingStatus": true, "VerificationStatus": "SUCCESS" },
             "message_ids": ids,

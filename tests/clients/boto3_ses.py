@@ -1,5 +1,5 @@
 """Sends mail through the local pool's SES API with boto3, a client nobody on this project wrote: SES v1
-(query protocol: get_send_quota, send_email, send_raw_email) and SES v2 (REST JSON: get_account,
+(query protocol: get_send_quota, get_account_sending_enabled, send_email, send_raw_email) and SES v2 (REST JSON: get_account,
 get_email_identity, send_email), finding the pool only through AWS_ENDPOINT_URL_SES and
 AWS_ENDPOINT_URL_SESV2 (set by the caller). Also one refusal on each protocol (an unverified sender).
 
@@ -38,6 +38,7 @@ def refused(call):
 seen = {"endpoints": {"ses": ses.meta.endpoint_url, "sesv2": sesv2.meta.endpoint_url}}
 quota = ses.get_send_quota()
 seen["v1_quota"] = {k: quota[k] for k in ("Max24HourSend", "MaxSendRate", "SentLast24Hours")}
+seen["v1_sending_enabled"] = ses.get_account_sending_enabled()["Enabled"]
 account = sesv2.get_account()
 seen["v2_account"] = {
     "ProductionAccessEnabled": account["ProductionAccessEnabled"],

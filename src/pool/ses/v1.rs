@@ -1,5 +1,5 @@
 //! SES v1 on the wire (the query protocol): `POST /` with a form body naming an `Action` — SendEmail,
-//! SendRawEmail, GetSendQuota — answered in XML, errors in an XML `ErrorResponse`. It shares `POST /`
+//! SendRawEmail, GetSendQuota, GetAccountSendingEnabled — answered in XML, errors in an XML `ErrorResponse`. It shares `POST /`
 //! with Cognito, which names its operation in `X-Amz-Target`: `is_query_request` tells them apart.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -52,6 +52,7 @@ pub async fn handle(pool: &PoolState, body: &[u8]) -> Response {
         "SendEmail" => ("v1:SendEmail", send_email(pool, &params)),
         "SendRawEmail" => ("v1:SendRawEmail", send_raw_email(pool, &params)),
         "GetSendQuota" => ("v1:GetSendQuota", get_send_quota(pool)),
+        "GetAccountSendingEnabled" => ("v1:GetAccountSendingEnabled", get_account_sending_enabled(pool)),
         _ => {
             // The query protocol's common error for an unknown action.
             let message = "The action or operation requested is invalid. Verify that the action is typed correctly.";
@@ -168,6 +169,11 @@ fn get_send_quota(pool: &PoolState) -> Result<String, SesError> {
         "<Max24HourSend>{:?}</Max24HourSend><MaxSendRate>{:?}</MaxSendRate><SentLast24Hours>{:?}</SentLast24Hours>",
         a.max_24_hour_send, a.max_send_rate, a.sent_last_24_hours
     ))
+}
+
+fn get_account_sending_enabled(pool: &PoolState) -> Result<String, SesError> {
+    pool.ses.deny("GetAccountSendingEnabled", None)?;
+    Ok(format!("<Enabled>{}</Enabled>", pool.ses.account().sending_enabled))
 }
 
 #[cfg(test)]
