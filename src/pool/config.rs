@@ -59,6 +59,8 @@ pub struct PoolConfig {
     /// Users created when the pool starts.
     pub users: SeedUsers,
     pub mail: MailConfig,
+    /// The SES account the pool's mail goes out through (its SES v1/v2 API).
+    pub ses: crate::pool::ses::SesConfig,
     pub faults: FaultsConfig,
     pub defects: DefectsConfig,
 }
@@ -89,6 +91,7 @@ impl Default for PoolConfig {
             custom_attributes: Vec::new(),
             users: SeedUsers::default(),
             mail: MailConfig::default(),
+            ses: crate::pool::ses::SesConfig::default(),
             faults: FaultsConfig::default(),
             defects: DefectsConfig::default(),
         }
@@ -566,6 +569,7 @@ impl PoolConfig {
         if self.mail.relay.as_ref().is_some_and(|r| r.concurrency == 0) {
             bail!("mail.relay.concurrency must be at least 1");
         }
+        self.ses.validate()?;
         Ok(())
     }
 }
@@ -696,6 +700,9 @@ mod tests {
             ("[native]\nmax_wrong_codes = 0", "max_wrong_codes"),
             ("[native]\nmail_message = \"Your code\"", "{####}"),
             ("[native]\nlockout_error = \"locked\"", "locked"),
+            ("[ses]\nmax_send_rate = -1", "ses.max_send_rate"),
+            ("[ses]\nsandbox = \"yes\"", "sandbox"),
+            ("[[ses.suppressed]]\naddress = \"a@x.test\"\nreason = \"SPAM\"", "SPAM"),
         ] {
             let err = PoolConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");

@@ -4,8 +4,9 @@
 //! `otp-harness run` use it.
 //!
 //! Layout: `config` (what it is told), `users` and `auth` (the models: `auth::custom`, `auth::native`),
-//! `codes`, `tokens`, `mail` with its sinks (`outbox`, `relay`, `s3sink`), `faults`, and `wire` (HTTP and
-//! JSON only).
+//! `codes`, `tokens`, `mail` with its sinks (`outbox`, `relay`, `s3sink`), `ses` (the SES account the
+//! mail goes out through, with its own wire: `ses::v2` REST JSON, `ses::v1` query/XML), `faults`, and
+//! `wire` (HTTP and JSON only).
 
 pub mod auth;
 pub mod codes;
@@ -16,6 +17,7 @@ pub mod mail;
 pub mod outbox;
 pub mod relay;
 pub mod s3sink;
+pub mod ses;
 pub mod tokens;
 pub mod users;
 pub mod wire;
@@ -73,6 +75,8 @@ pub struct StatsSnapshot {
     pub requests: BTreeMap<&'static str, u64>,
     pub errors: BTreeMap<&'static str, u64>,
     pub mail: MailStatsSnapshot,
+    /// The SES API: requests, errors and sends.
+    pub ses: ses::SesStatsSnapshot,
     pub users: usize,
     pub sessions: usize,
 }
@@ -88,6 +92,8 @@ pub struct PoolState {
     pub tokens: Arc<tokens::TokenIssuer>,
     pub mail: Arc<MailDispatcher>,
     pub faults: Arc<faults::Faults>,
+    /// The SES account (`ses::v1`, `ses::v2` serve it).
+    pub ses: ses::SesAccount,
     pub stats: PoolStats,
 }
 
@@ -115,6 +121,7 @@ impl PoolState {
             requests,
             errors: self.stats.errors.lock().clone(),
             mail: self.mail.stats(),
+            ses: self.ses.stats(),
             users: self.users.read().len(),
             sessions: self.auth.session_count(),
         }
@@ -215,15 +222,18 @@ impl LocalPool {
                 .create(&email, true, BTreeMap::new())
                 .map_err(|e| anyhow::anyhow!("seeding user {email}: {e}"))?;
         }
+        let created = users::now_epoch_seconds().floor();
+        let ses = ses::SesAccount::new(&config.ses, &config.region, created, Arc::clone(&mail), Arc::clone(&faults));
         let state = Arc::new(PoolState {
             config,
             info,
-            created: users::now_epoch_seconds().floor(),
+            created,
             users,
             auth,
             tokens,
             mail,
             faults,
+            ses,
             stats: PoolStats::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -54,16 +54,24 @@ pub fn router(state: Arc<PoolState>) -> Router {
         .route("/_aws/ses", get(outbox_list).delete(outbox_clear))
         .route("/_pool/info", get(info))
         .route("/_pool/stats", get(stats))
+        .merge(super::ses::v2::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({ "message": "Not Found" }))) })
         .with_state(state)
 }
 
-/// Every Cognito operation enters here.
+/// Every Cognito operation enters here, and SES v1 (a form body with an `Action` and no `X-Amz-Target`,
+/// handed to `ses::v1`).
 async fn cognito(State(pool): State<Arc<PoolState>>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
-    let result = match (read_body(body).await, OPERATIONS.iter().position(|op| *op == operation)) {
+    let body = read_body(body).await;
+    if let Ok(bytes) = &body
+        && super::ses::v1::is_query_request(&headers, bytes)
+    {
+        return super::ses::v1::handle(&pool, bytes).await;
+    }
+    let result = match (body, OPERATIONS.iter().position(|op| *op == operation)) {
         (Err(error), _) => Err(error),
         (Ok(body), Some(index)) => {
             pool.stats.count_request(index);
@@ -128,7 +136,7 @@ async fn handle(pool: &PoolState, operation: &str, headers: &HeaderMap, body: &[
 
 /// The request body, up to `MAX_REQUEST_BODY`; a larger one is read on (up to `MAX_DRAINED_BODY`) and
 /// refused in Cognito's shape. (Axum's own body limit would answer in plain text.)
-async fn read_body(body: Body) -> Result<Bytes, CognitoError> {
+pub(super) async fn read_body(body: Body) -> Result<Bytes, CognitoError> {
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     let mut total = 0usize;
