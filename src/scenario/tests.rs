@@ -230,3 +230,34 @@ fn a_token_file_is_found_next_to_the_scenario() {
     let here = parse(&imap_with("auth = \"xoauth2\"\ntoken_command = \"c\"")).expect("valid");
     assert_eq!(here.otp.imap.expect("imap").scenario_dir.as_deref(), Some(Path::new(".")));
 }
+
+/// The commented OAuth setups in scenarios/nightly-imap.toml are valid `[otp.imap]` tables.
+#[test]
+fn the_documented_oauth_setups_parse() {
+    let text = include_str!("../../scenarios/nightly-imap.toml");
+    let (before, rest) = text.split_once("[otp.imap]\n").expect("[otp.imap]");
+    let after = &rest[rest.find("[[flow]]").expect("flows after [otp.imap]")..];
+    // Each commented `[otp.imap]` example: its `#   key = value` lines up to the next blank comment line.
+    let examples: Vec<Vec<&str>> = text
+        .split("#   [otp.imap]\n")
+        .skip(1)
+        .map(|block| {
+            block.lines().take_while(|l| l.starts_with("#   ")).map(|l| l.trim_start_matches("#   ")).collect()
+        })
+        .collect();
+    assert_eq!(examples.len(), 2, "Microsoft 365 and Gmail");
+    let client_credentials = text
+        .lines()
+        .find(|l| l.starts_with("#   token_command = \"curl") && l.contains("microsoftonline"))
+        .expect("the client-credentials command")
+        .trim_start_matches("#   ");
+    let mut tables: Vec<String> = examples.iter().map(|lines| lines.join("\n")).collect();
+    tables.push(tables[0].replace(tables[0].lines().last().expect("token_command"), client_credentials));
+    for table in tables {
+        let scenario = format!("{before}[otp.imap]\n{table}\n\n{after}");
+        let s = Scenario::parse(&scenario, Path::new("nightly-imap.toml")).unwrap_or_else(|e| panic!("{e}\n{table}"));
+        let imap = s.otp.imap.expect("imap");
+        assert!(imap.tls && imap.auth != ImapAuth::Password && imap.token_command.is_some(), "{table}");
+        assert_eq!(imap.token_refresh(), Some(DEFAULT_TOKEN_REFRESH));
+    }
+}
