@@ -238,6 +238,20 @@ async fn an_expired_or_revoked_token_stops_the_run_before_any_load() {
     }
     let asked = introspection.asked();
     assert_eq!(asked, [expired.clone(), revoked.clone()], "one try each: an environment variable cannot change");
+
+    // A token command that fails: its last line of error output says why; nothing was sent.
+    let failing =
+        "auth = \"xoauth2\"\ntoken_command = \"echo 'ERROR: Please run az login to setup account.' >&2; exit 1\"";
+    let outcome = run(&scenario("no-token", &dovecot, failing, load), &[], &[]).await;
+    assert_eq!(outcome.code, 3, "{}", outcome.explain());
+    assert!(
+        outcome
+            .stderr
+            .contains("no IMAP access token: token_command failed (exit status: 1): ERROR: Please run az login"),
+        "{}",
+        outcome.explain()
+    );
+    assert_eq!(introspection.asked().len(), 2, "no login was tried without a token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,5 +300,11 @@ async fn a_token_command_runs_at_every_login_renewal_and_reconnect() {
     assert_eq!(distinct.len(), fresh.len(), "every login had a token of its own: {asked:?}");
     // The start (refused, then fresh), at least two renewals in 5 s at 1 s, and the reconnect.
     assert!(fresh.len() >= 4, "{} logins with a fresh token: {asked:?}", fresh.len());
+    let runs: usize = std::fs::read_to_string(outcome._temp.path().join("count"))
+        .expect("the command's counter")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(runs > fresh.len(), "the command ran for every login: {runs} runs, {} logins", asked.len());
     outcome.assert_no_tokens(&[&revoked, &prefix]);
 }

@@ -133,6 +133,7 @@ impl ImapWatcher {
     /// Connects, logs in, selects; returns the session, UIDNEXT and UIDVALIDITY.
     async fn open(&self) -> Result<(ImapSession, u32, Option<u32>), String> {
         let (host, port) = (self.options.host.as_str(), self.port());
+        let prepared = self.credentials.prepare().await?;
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| format!("connecting to {host}:{port} timed out"))?
@@ -155,7 +156,10 @@ impl ImapWatcher {
             .map_err(|_| format!("{host}:{port} sent no IMAP greeting"))?
             .map_err(|e| format!("reading the greeting of {host}:{port}: {e}"))?
             .ok_or_else(|| format!("{host}:{port} closed the connection before greeting"))?;
-        let mut session = self.credentials.login(client).await?;
+        // Bounded: an OAuth server may itself wait on its token service before it answers.
+        let mut session = tokio::time::timeout(COMMAND_TIMEOUT, self.credentials.login(client, prepared))
+            .await
+            .map_err(|_| format!("{host}:{port} did not answer the login as {} in time", self.options.username))??;
         let mailbox = session
             .select(&self.options.mailbox)
             .await

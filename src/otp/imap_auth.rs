@@ -129,9 +129,21 @@ impl Credentials {
         }
     }
 
-    /// Logs in on a client that has read the greeting. With a token file or command, a refused token
-    /// is replaced by a fresh one (the file read, the command run again) and the login tried once more.
-    pub async fn login<T: ImapIo>(&self, client: Client<T>) -> Result<Session<T>, String> {
+    /// What the next login needs, got before connecting (a token command may take seconds, and a server
+    /// does not wait long for a client that has not logged in): the access token, nothing for a password.
+    pub async fn prepare(&self) -> Result<Option<Secret>, String> {
+        match &self.method {
+            Method::Password(_) => Ok(None),
+            Method::OAuth { source, .. } => {
+                source.token().await.map(Some).map_err(|e| format!("no IMAP access token: {e}"))
+            }
+        }
+    }
+
+    /// Logs in on a client that has read the greeting, with what `prepare` gave. With a token file or
+    /// command, a refused token is replaced by a fresh one (the file read, the command run again) and
+    /// the login tried once more.
+    pub async fn login<T: ImapIo>(&self, client: Client<T>, prepared: Option<Secret>) -> Result<Session<T>, String> {
         let (auth, source, host, port) = match &self.method {
             Method::Password(password) => {
                 return client
@@ -141,7 +153,10 @@ impl Credentials {
             }
             Method::OAuth { auth, source, host, port, .. } => (*auth, source, host.as_str(), *port),
         };
-        let token = source.token().await.map_err(|e| format!("no IMAP access token: {e}"))?;
+        let token = match prepared {
+            Some(token) => token,
+            None => source.token().await.map_err(|e| format!("no IMAP access token: {e}"))?,
+        };
         let refused = match self.authenticate(client, auth, host, port, &token).await {
             Ok(session) => return Ok(session),
             Err(Failure::Refused { client, class, .. }) if source.renewable() => {
