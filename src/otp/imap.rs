@@ -2,12 +2,14 @@
 //! plain text only to loopback. It notes the inbox's UIDNEXT at start (older mail is not ours), then
 //! fetches every new UID as IDLE announces it (or as a NOOP poll finds it), hands each mail to the
 //! mailroom, and deletes or flags it. A dropped connection is reopened and resumes from the last UID,
-//! so nothing that arrived meanwhile is lost.
+//! so nothing that arrived meanwhile is lost. It logs in with a password or an OAuth access token
+//! (imap_auth.rs); with a token file or command, the session logs in again with a fresh token every
+//! `token_refresh` (the new session opens before the old one closes, so no mail is missed).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
@@ -18,6 +20,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
+use super::imap_auth::Credentials;
 use super::{Extractor, Mailroom, SourceError, deliver};
 use crate::background::CancellationToken;
 use crate::scenario::{AfterRead, ImapMode, ImapOptions};
@@ -74,7 +77,7 @@ type ImapSession = Session<ImapStream>;
 /// Watches one inbox.
 pub struct ImapWatcher {
     options: ImapOptions,
-    password: String,
+    credentials: Credentials,
     extractor: Extractor,
     tls: Option<TlsConnector>,
     session: Option<ImapSession>,
@@ -82,22 +85,27 @@ pub struct ImapWatcher {
     uid_validity: Option<u32>,
     /// IDLE was asked for but the server does not offer it: poll instead.
     idle_unsupported: bool,
+    /// When the session should log in again with a fresh token (token files and commands only).
+    renew_at: Option<Instant>,
 }
 
 impl ImapWatcher {
-    /// Reads the password, logs in and selects the mailbox: a failure here means the run cannot happen.
+    /// Reads the password or gets a token, logs in and selects the mailbox: a failure here means the
+    /// run cannot happen.
     pub async fn connect(options: ImapOptions, extractor: Extractor) -> Result<Self, SourceError> {
-        let password = read_password(&options)?;
+        let port = options.port.unwrap_or(if options.tls { 993 } else { 143 });
+        let credentials = Credentials::from_options(&options, port).map_err(|e| SourceError::new("imap", e))?;
         let tls = if options.tls { Some(tls_connector(&options)?) } else { None };
         let mut watcher = Self {
             options,
-            password,
+            credentials,
             extractor,
             tls,
             session: None,
             last_uid: 0,
             uid_validity: None,
             idle_unsupported: false,
+            renew_at: None,
         };
         let (mut session, uid_next, uid_validity) = watcher.open().await.map_err(|e| SourceError::new("imap", e))?;
         if watcher.options.mode == ImapMode::Idle {
@@ -114,6 +122,7 @@ impl ImapWatcher {
         watcher.last_uid = uid_next.saturating_sub(1);
         watcher.uid_validity = uid_validity;
         watcher.session = Some(session);
+        watcher.logged_in();
         Ok(watcher)
     }
 
@@ -124,6 +133,7 @@ impl ImapWatcher {
     /// Connects, logs in, selects; returns the session, UIDNEXT and UIDVALIDITY.
     async fn open(&self) -> Result<(ImapSession, u32, Option<u32>), String> {
         let (host, port) = (self.options.host.as_str(), self.port());
+        let prepared = self.credentials.prepare().await?;
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| format!("connecting to {host}:{port} timed out"))?
@@ -146,10 +156,10 @@ impl ImapWatcher {
             .map_err(|_| format!("{host}:{port} sent no IMAP greeting"))?
             .map_err(|e| format!("reading the greeting of {host}:{port}: {e}"))?
             .ok_or_else(|| format!("{host}:{port} closed the connection before greeting"))?;
-        let mut session = client
-            .login(&self.options.username, &self.password)
+        // Bounded: an OAuth server may itself wait on its token service before it answers.
+        let mut session = tokio::time::timeout(COMMAND_TIMEOUT, self.credentials.login(client, prepared))
             .await
-            .map_err(|(e, _)| format!("IMAP LOGIN as {} failed: {e}", self.options.username))?;
+            .map_err(|_| format!("{host}:{port} did not answer the login as {} in time", self.options.username))??;
         let mailbox = session
             .select(&self.options.mailbox)
             .await
@@ -174,17 +184,11 @@ impl ImapWatcher {
             let Some(mut session) = self.session.take() else {
                 match self.open().await {
                     Ok((session, uid_next, uid_validity)) => {
-                        if uid_validity != self.uid_validity {
-                            // UIDs were renumbered: what is there now cannot be told apart, so it is old.
-                            tracing::warn!(
-                                "the mailbox's UIDVALIDITY changed; reading only mail that arrives from now"
-                            );
-                            self.last_uid = uid_next.saturating_sub(1);
-                            self.uid_validity = uid_validity;
-                        }
+                        self.check_uid_validity(uid_next, uid_validity);
                         mailroom.count_reconnect();
                         backoff = Duration::from_millis(200);
                         self.session = Some(session);
+                        self.logged_in();
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "IMAP reconnect failed; retrying");
@@ -208,6 +212,9 @@ impl ImapWatcher {
                     continue;
                 }
             }
+            if self.renew_at.is_some_and(|at| Instant::now() >= at) {
+                session = self.renew(session).await;
+            }
             match self.wait_for_news(session, &stop).await {
                 Ok(Some(session)) => self.session = Some(session),
                 Ok(None) => break,
@@ -217,6 +224,44 @@ impl ImapWatcher {
         if let Some(mut session) = self.session.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
         }
+    }
+
+    /// A session just logged in: note when it must renew its token.
+    fn logged_in(&mut self) {
+        self.renew_at = self.credentials.refresh_every().map(|every| Instant::now() + every);
+    }
+
+    /// When UIDs were renumbered, what is there now cannot be told apart, so it is old.
+    fn check_uid_validity(&mut self, uid_next: u32, uid_validity: Option<u32>) {
+        if uid_validity != self.uid_validity {
+            tracing::warn!("the mailbox's UIDVALIDITY changed; reading only mail that arrives from now");
+            self.last_uid = uid_next.saturating_sub(1);
+            self.uid_validity = uid_validity;
+        }
+    }
+
+    /// Logs in again with a fresh token before the old one expires: the new session is opened first,
+    /// then the old one logged out, so no mail goes unread (the next fetch resumes from the last UID).
+    /// If the new login fails, the old session goes on and the renewal is tried again a minute later.
+    async fn renew(&mut self, mut old: ImapSession) -> ImapSession {
+        match self.open().await {
+            Ok((session, uid_next, uid_validity)) => {
+                self.check_uid_validity(uid_next, uid_validity);
+                let _ = tokio::time::timeout(Duration::from_secs(2), old.logout()).await;
+                self.logged_in();
+                tracing::debug!("renewed the IMAP login with a fresh token");
+                session
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the IMAP login with a fresh token failed; keeping the current session");
+                self.renew_at = Some(Instant::now() + Duration::from_secs(60).min(self.renew_interval()));
+                old
+            }
+        }
+    }
+
+    fn renew_interval(&self) -> Duration {
+        self.credentials.refresh_every().unwrap_or(Duration::from_secs(60))
     }
 
     /// Fetches every UID above the last one seen, feeds the mailroom, then deletes or flags them.
@@ -328,21 +373,6 @@ impl ImapWatcher {
             }
         }
     }
-}
-
-/// The password, from the environment variable or the file the scenario names (never from the scenario).
-fn read_password(options: &ImapOptions) -> Result<String, SourceError> {
-    if let Some(var) = &options.password_env {
-        return std::env::var(var).map_err(|_| {
-            SourceError::new("imap", format!("the environment variable {var} (the IMAP password) is not set"))
-        });
-    }
-    if let Some(path) = &options.password_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SourceError::new("imap", format!("cannot read the password file {}: {e}", path.display())))?;
-        return Ok(text.lines().next().unwrap_or("").to_string());
-    }
-    Err(SourceError::new("imap", "no password_env or password_file"))
 }
 
 /// TLS with the system's roots, or only the given CA when `ca_file` is set.

@@ -5,6 +5,7 @@
 
 pub mod extract;
 pub mod imap;
+pub mod imap_auth;
 pub mod mailroom;
 pub mod outbox;
 pub mod s3;

@@ -27,6 +27,7 @@ pub use expect::{Expect, UserExistence};
 pub use flows::{FlowKind, FlowSpec, flow_name};
 pub use load::{Load, LoadModel, Stage};
 pub use otp::{AfterRead, ImapMode, ImapOptions, Otp, OtpSourceKind, OutboxOptions, S3Options, is_loopback_host};
+pub use otp::{DEFAULT_TOKEN_REFRESH, ImapAuth};
 pub use preflight::PreflightOptions;
 pub use probes::{CATALOGUE, Probe, ProbeRow, Probes};
 pub use report::{CheckOptions, ReportOptions};
@@ -111,6 +112,7 @@ impl Scenario {
             ScenarioError::new(path, line, message, fix)
         })?;
         scenario.path = path.to_path_buf();
+        scenario.otp.anchor(path);
         for flow in &mut scenario.flows {
             flow.auth.get_or_insert(scenario.auth);
         }

@@ -1,7 +1,7 @@
 //! `[otp]`: where the codes are read — an IMAP inbox, the S3 bucket of an SES receipt rule, or an
 //! outbox (the local pool's or LocalStack's) — and how a code is told in a mail.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -76,6 +76,39 @@ pub enum ImapMode {
     Poll,
 }
 
+/// How the IMAP source logs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapAuth {
+    /// `LOGIN` with a password (`password_env` or `password_file`).
+    #[default]
+    Password,
+    /// SASL XOAUTH2 with an OAuth 2.0 access token (Microsoft 365, Gmail).
+    Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628) with an OAuth 2.0 access token.
+    Oauthbearer,
+}
+
+impl ImapAuth {
+    /// As the scenario spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImapAuth::Password => "password",
+            ImapAuth::Xoauth2 => "xoauth2",
+            ImapAuth::Oauthbearer => "oauthbearer",
+        }
+    }
+
+    /// The SASL mechanism's name, or `LOGIN`.
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            ImapAuth::Password => "LOGIN",
+            ImapAuth::Xoauth2 => "XOAUTH2",
+            ImapAuth::Oauthbearer => "OAUTHBEARER",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapOptions {
@@ -92,6 +125,26 @@ pub struct ImapOptions {
     pub password_env: Option<String>,
     /// A file holding the password (its first line).
     pub password_file: Option<PathBuf>,
+    /// `password` (LOGIN, the default), or `xoauth2` / `oauthbearer` with an access token from exactly
+    /// one of `token_env`, `token_file` and `token_command`.
+    #[serde(default)]
+    pub auth: ImapAuth,
+    /// The environment variable holding the access token (read once, at start).
+    pub token_env: Option<String>,
+    /// A file holding the access token (its first line), relative to the scenario file; read again at
+    /// every login, so an agent that rewrites it keeps the source signed in.
+    pub token_file: Option<PathBuf>,
+    /// A command (run with `sh -c` in the scenario file's folder) printing the access token on its
+    /// first line; run at every login (start, reconnects, renewals, and once more after a refusal).
+    pub token_command: Option<String>,
+    /// With `token_file` or `token_command`: how often the session logs in again with a fresh token,
+    /// before the old one expires (default 45m; access tokens usually last an hour).
+    #[serde(default, with = "humantime_serde")]
+    pub token_refresh: Option<Duration>,
+    /// The scenario file's folder: where a relative `token_file` is found and `token_command` runs
+    /// (set when the scenario loads).
+    #[serde(skip)]
+    pub scenario_dir: Option<PathBuf>,
     #[serde(default = "default_mailbox")]
     pub mailbox: String,
     #[serde(default = "default_imap_mode")]
@@ -116,6 +169,145 @@ fn default_imap_mode() -> ImapMode {
 
 fn default_imap_poll() -> Duration {
     Duration::from_millis(100)
+}
+
+/// How often a session logs in again with a fresh token unless `token_refresh` says otherwise.
+pub const DEFAULT_TOKEN_REFRESH: Duration = Duration::from_secs(45 * 60);
+
+impl ImapOptions {
+    /// How often the session logs in again with a fresh token: only for token sources that can give
+    /// a new one (a file or a command), never for a password or an environment variable.
+    pub fn token_refresh(&self) -> Option<Duration> {
+        let renewable = self.auth != ImapAuth::Password && (self.token_file.is_some() || self.token_command.is_some());
+        renewable.then(|| self.token_refresh.unwrap_or(DEFAULT_TOKEN_REFRESH))
+    }
+
+    /// The token sources set, by key name, in the order the keys are listed.
+    fn token_sources(&self) -> Vec<&'static str> {
+        [
+            ("token_env", self.token_env.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("token_command", self.token_command.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
+        let table = "otp.imap";
+        let tokens = self.token_sources();
+        let secret = if self.auth == ImapAuth::Password { "the password" } else { "the access token" };
+        if self.auth == ImapAuth::Password {
+            if let Some(key) = tokens.first() {
+                return Err(at.error(
+                    table,
+                    0,
+                    key,
+                    format!("[otp.imap] {key} is for auth = \"xoauth2\" or \"oauthbearer\", but auth is \"password\""),
+                    "set auth = \"xoauth2\" (Microsoft 365, Gmail) or \"oauthbearer\", or remove the token key",
+                ));
+            }
+            if self.token_refresh.is_some() {
+                return Err(at.error(
+                    table,
+                    0,
+                    "token_refresh",
+                    "[otp.imap] token_refresh is for OAuth logins (auth = \"xoauth2\" or \"oauthbearer\")",
+                    "remove token_refresh, or set auth and a token_file or token_command",
+                ));
+            }
+            if self.password_env.is_none() == self.password_file.is_none() {
+                return Err(at.error(
+                    table,
+                    0,
+                    "password_env",
+                    "[otp.imap] needs exactly one of password_env and password_file",
+                    "e.g. password_env = \"OTP_IMAP_PASSWORD\" (the password never goes in the scenario)",
+                ));
+            }
+        } else {
+            let auth = self.auth.name();
+            for key in ["password_env", "password_file"] {
+                let set =
+                    if key == "password_env" { self.password_env.is_some() } else { self.password_file.is_some() };
+                if set {
+                    return Err(at.error(
+                        table,
+                        0,
+                        key,
+                        format!("[otp.imap] {key} is for auth = \"password\"; auth = \"{auth}\" logs in with an access token"),
+                        "remove the password key and set one of token_env, token_file and token_command",
+                    ));
+                }
+            }
+            match tokens.as_slice() {
+                [] => {
+                    return Err(at.error(
+                        table,
+                        0,
+                        "auth",
+                        format!("auth = \"{auth}\" needs a token source: one of token_env, token_file and token_command"),
+                        "e.g. token_command = \"az account get-access-token --resource https://outlook.office365.com --query accessToken -o tsv\"",
+                    ));
+                }
+                [_] => {}
+                [first, second, ..] => {
+                    return Err(at.error(
+                        table,
+                        0,
+                        second,
+                        format!("[otp.imap] takes exactly one token source, but both {first} and {second} are set"),
+                        &format!("keep one of them (remove {second} or {first})"),
+                    ));
+                }
+            }
+            let blank = [
+                ("token_env", self.token_env.as_deref().is_some_and(|v| v.trim().is_empty())),
+                ("token_command", self.token_command.as_deref().is_some_and(|v| v.trim().is_empty())),
+                ("token_file", self.token_file.as_ref().is_some_and(|p| p.as_os_str().is_empty())),
+            ];
+            if let Some((key, _)) = blank.into_iter().find(|(_, empty)| *empty) {
+                return Err(at.error(
+                    table,
+                    0,
+                    key,
+                    format!("[otp.imap] {key} is empty"),
+                    "name the variable, file or command that gives the access token",
+                ));
+            }
+            if let Some(refresh) = self.token_refresh {
+                if self.token_env.is_some() {
+                    return Err(at.error(
+                        table,
+                        0,
+                        "token_refresh",
+                        "[otp.imap] token_refresh needs a token_file or token_command: an environment variable cannot give a fresh token during the run",
+                        "use token_command (or token_file) to refresh, or remove token_refresh",
+                    ));
+                }
+                if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&refresh) {
+                    return Err(at.error(
+                        table,
+                        0,
+                        "token_refresh",
+                        "[otp.imap] token_refresh must be between 1s and 24h",
+                        "set it below the token's lifetime, e.g. token_refresh = \"45m\" for one-hour tokens",
+                    ));
+                }
+            }
+        }
+        if !self.tls && !is_loopback_host(&self.host) {
+            return Err(at.error(
+                table,
+                0,
+                "tls",
+                format!("plain-text IMAP to {} would send {secret} in clear", self.host),
+                "set tls = true (plain text is allowed to 127.0.0.1 / localhost only)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_after_read_delete() -> AfterRead {
@@ -239,24 +431,7 @@ impl Otp {
                         "add [otp.imap] with host, username and password_env",
                     ));
                 };
-                if imap.password_env.is_none() == imap.password_file.is_none() {
-                    return Err(at.error(
-                        "otp.imap",
-                        0,
-                        "password_env",
-                        "[otp.imap] needs exactly one of password_env and password_file",
-                        "e.g. password_env = \"OTP_IMAP_PASSWORD\" (the password never goes in the scenario)",
-                    ));
-                }
-                if !imap.tls && !is_loopback_host(&imap.host) {
-                    return Err(at.error(
-                        "otp.imap",
-                        0,
-                        "tls",
-                        format!("plain-text IMAP to {} would send the password in clear", imap.host),
-                        "set tls = true (plain text is allowed to 127.0.0.1 / localhost only)",
-                    ));
-                }
+                imap.validate(at)?;
             }
             OtpSourceKind::S3 => {
                 if self.s3.is_none() {
@@ -282,6 +457,25 @@ impl Otp {
             }
         }
         Ok(())
+    }
+}
+
+impl Otp {
+    /// Anchors paths and commands at the scenario file's folder: a relative `token_file` is resolved
+    /// against it, and `token_command` runs in it.
+    pub(super) fn anchor(&mut self, scenario: &Path) {
+        let Some(imap) = self.imap.as_mut() else { return };
+        let dir = match scenario.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Some(file) = imap.token_file.as_mut()
+            && file.is_relative()
+            && !file.as_os_str().is_empty()
+        {
+            *file = dir.join(&*file);
+        }
+        imap.scenario_dir = Some(dir);
     }
 }
 

@@ -177,3 +177,87 @@ fn a_native_retry_must_stay_below_the_expected_lock() {
         Some(14)
     );
 }
+
+/// `GOOD` reading codes over IMAP from 127.0.0.1 with these `[otp.imap]` lines (the table starts on line 12).
+fn imap_with(lines: &str) -> String {
+    with(&format!("[otp.imap]\nhost = \"127.0.0.1\"\ntls = false\nusername = \"u\"\n{lines}"))
+        .replace("\"outbox\"", "\"imap\"")
+}
+
+#[test]
+fn imap_oauth_logins_take_exactly_one_token_source() {
+    let s = parse(&imap_with("auth = \"xoauth2\"\ntoken_env = \"T\"")).expect("valid");
+    let imap = s.otp.imap.expect("imap");
+    assert_eq!(imap.auth, ImapAuth::Xoauth2);
+    assert_eq!(imap.token_refresh(), None, "an environment variable cannot give a fresh token");
+    let s = parse(&imap_with("auth = \"oauthbearer\"\ntoken_command = \"get-token\"")).expect("valid");
+    assert_eq!(s.otp.imap.expect("imap").token_refresh(), Some(DEFAULT_TOKEN_REFRESH));
+    let s = parse(&imap_with("auth = \"xoauth2\"\ntoken_file = \"tok\"\ntoken_refresh = \"10m\"")).expect("valid");
+    let imap = s.otp.imap.expect("imap");
+    assert_eq!(imap.token_refresh(), Some(std::time::Duration::from_secs(600)));
+    let password = parse(&imap_with("password_env = \"P\"")).expect("valid").otp.imap.expect("imap");
+    assert_eq!((password.auth, password.token_refresh()), (ImapAuth::Password, None), "password stays the default");
+
+    assert_eq!(refused(&imap_with("auth = \"xoauth2\""), "needs a token source"), Some(16));
+    let two = imap_with("auth = \"xoauth2\"\ntoken_env = \"T\"\ntoken_command = \"c\"");
+    assert_eq!(refused(&two, "both token_env and token_command"), Some(18), "the second source's line");
+    let password_too = imap_with("auth = \"oauthbearer\"\npassword_env = \"P\"\ntoken_env = \"T\"");
+    assert_eq!(refused(&password_too, "password_env is for auth = \"password\""), Some(17));
+    let token_with_password = imap_with("password_env = \"P\"\ntoken_file = \"t\"");
+    assert_eq!(refused(&token_with_password, "token_file is for auth = \"xoauth2\""), Some(17));
+    assert_eq!(refused(&imap_with("password_env = \"P\"\ntoken_refresh = \"5m\""), "for OAuth logins"), Some(17));
+    let env_refresh = imap_with("auth = \"xoauth2\"\ntoken_env = \"T\"\ntoken_refresh = \"5m\"");
+    assert_eq!(refused(&env_refresh, "needs a token_file or token_command"), Some(18));
+    let short = imap_with("auth = \"xoauth2\"\ntoken_command = \"c\"\ntoken_refresh = \"10ms\"");
+    assert_eq!(refused(&short, "between 1s and 24h"), Some(18));
+    assert_eq!(refused(&imap_with("auth = \"xoauth2\"\ntoken_command = \" \""), "token_command is empty"), Some(17));
+    let unknown = parse(&imap_with("auth = \"basic\"\ntoken_env = \"T\"")).expect_err("unknown kind");
+    assert!(unknown.message.contains("unknown variant `basic`") && unknown.line == Some(16), "{unknown}");
+    let clear = imap_with("auth = \"xoauth2\"\ntoken_env = \"T\"").replace("127.0.0.1", "imap.example.test");
+    assert_eq!(refused(&clear, "would send the access token in clear"), Some(14));
+}
+
+#[test]
+fn a_token_file_is_found_next_to_the_scenario() {
+    let text = imap_with("auth = \"xoauth2\"\ntoken_file = \"secrets/token\"\n");
+    let s = Scenario::parse(&text, Path::new("/srv/scenarios/nightly.toml")).expect("valid");
+    let imap = s.otp.imap.expect("imap");
+    assert_eq!(imap.token_file.as_deref(), Some(Path::new("/srv/scenarios/secrets/token")));
+    assert_eq!(imap.scenario_dir.as_deref(), Some(Path::new("/srv/scenarios")));
+    let absolute = imap_with("auth = \"xoauth2\"\ntoken_file = \"/run/token\"\n");
+    let s = Scenario::parse(&absolute, Path::new("/srv/scenarios/nightly.toml")).expect("valid");
+    assert_eq!(s.otp.imap.expect("imap").token_file.as_deref(), Some(Path::new("/run/token")));
+    let here = parse(&imap_with("auth = \"xoauth2\"\ntoken_command = \"c\"")).expect("valid");
+    assert_eq!(here.otp.imap.expect("imap").scenario_dir.as_deref(), Some(Path::new(".")));
+}
+
+/// The commented OAuth setups in scenarios/nightly-imap.toml are valid `[otp.imap]` tables.
+#[test]
+fn the_documented_oauth_setups_parse() {
+    let text = include_str!("../../scenarios/nightly-imap.toml");
+    let (before, rest) = text.split_once("[otp.imap]\n").expect("[otp.imap]");
+    let after = &rest[rest.find("[[flow]]").expect("flows after [otp.imap]")..];
+    // Each commented `[otp.imap]` example: its `#   key = value` lines up to the next blank comment line.
+    let examples: Vec<Vec<&str>> = text
+        .split("#   [otp.imap]\n")
+        .skip(1)
+        .map(|block| {
+            block.lines().take_while(|l| l.starts_with("#   ")).map(|l| l.trim_start_matches("#   ")).collect()
+        })
+        .collect();
+    assert_eq!(examples.len(), 2, "Microsoft 365 and Gmail");
+    let client_credentials = text
+        .lines()
+        .find(|l| l.starts_with("#   token_command = \"curl") && l.contains("microsoftonline"))
+        .expect("the client-credentials command")
+        .trim_start_matches("#   ");
+    let mut tables: Vec<String> = examples.iter().map(|lines| lines.join("\n")).collect();
+    tables.push(tables[0].replace(tables[0].lines().last().expect("token_command"), client_credentials));
+    for table in tables {
+        let scenario = format!("{before}[otp.imap]\n{table}\n\n{after}");
+        let s = Scenario::parse(&scenario, Path::new("nightly-imap.toml")).unwrap_or_else(|e| panic!("{e}\n{table}"));
+        let imap = s.otp.imap.expect("imap");
+        assert!(imap.tls && imap.auth != ImapAuth::Password && imap.token_command.is_some(), "{table}");
+        assert_eq!(imap.token_refresh(), Some(DEFAULT_TOKEN_REFRESH));
+    }
+}
