@@ -309,7 +309,8 @@ pub struct FaultsConfig {
     /// Trigger failures.
     pub trigger: Vec<TriggerFault>,
     /// Operations refused with `AccessDeniedException`, as for a caller whose IAM policy lacks them:
-    /// Cognito names (`DescribeUserPool`) and SES v2 names (`GetAccount`, `GetEmailIdentity`, …).
+    /// Cognito names (`DescribeUserPool`; only the admin operations, which need IAM) and SES names
+    /// (`GetAccount`, `GetEmailIdentity`, `SendEmail`, v1's `SendRawEmail`, `GetSendQuota`, …).
     pub access_denied: Vec<String>,
 }
 
@@ -549,6 +550,17 @@ impl PoolConfig {
                 bail!(
                     "faults.latency: unknown operation {op:?} (one of: {})",
                     crate::pool::wire::OPERATIONS.join(", ")
+                );
+            }
+        }
+        for op in &self.faults.access_denied {
+            let known = crate::pool::wire::OPERATIONS.contains(&op.as_str())
+                || crate::pool::ses::OPERATIONS.contains(&op.as_str());
+            if !known {
+                bail!(
+                    "faults.access_denied: unknown operation {op:?} (Cognito: {}; SES: {})",
+                    crate::pool::wire::OPERATIONS.join(", "),
+                    crate::pool::ses::OPERATIONS.join(", ")
                 );
             }
         }

@@ -187,7 +187,7 @@ pub async fn run(scenario: &Scenario, target: &ResolvedTarget) -> Preflight {
             Some(address) => Some(facts::sender_identity(&clients, address).await),
             None => None,
         };
-        verdicts.push(rules::sender(sender_identity.as_ref()));
+        verdicts.push(rules::sender(sender_identity.as_ref(), &pool));
         if account.as_ref().is_ok_and(|a| !a.production_access) {
             let first = scenario.users.address(0);
             let recipients = facts::sender_identity(&clients, &first).await;

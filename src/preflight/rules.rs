@@ -263,13 +263,17 @@ pub fn ses_account(facts: &Fact<SesAccount>, plan: &Plan) -> Vec<Verdict> {
     out
 }
 
-/// The sender identity (`otp.from`, else the pool's EmailConfiguration.From).
-pub fn sender(identity: Option<&Fact<Identity>>) -> Verdict {
+/// The sender identity (`otp.from`, else the pool's EmailConfiguration.From; `pool` says why neither
+/// is known).
+pub fn sender(identity: Option<&Fact<Identity>>, pool: &Fact<PoolFacts>) -> Verdict {
     match identity {
         None => Verdict::skip(
             Area::Ses,
             "ses.sender_identity",
-            "skipped: no sender known (set otp.from to the address the codes come from)",
+            match pool {
+                Err(gap) => format!("{} (it names the sender; or set otp.from)", gap.skipped()),
+                Ok(_) => "skipped: no sender known (set otp.from to the address the codes come from)".to_string(),
+            },
         ),
         Some(Err(gap)) => Verdict::skip(Area::Ses, "ses.sender_identity", gap.skipped()),
         Some(Ok(Identity { name, verified_for_sending: Some(true) })) => {

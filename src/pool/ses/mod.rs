@@ -26,6 +26,17 @@ pub const SIMULATOR_DOMAIN: &str = "simulator.amazonses.com";
 pub const ENFORCEMENT_STATUSES: [&str; 3] = ["HEALTHY", "PROBATION", "SHUTDOWN"];
 /// Most recipients (To, Cc and Bcc together) of one message.
 pub const MAX_RECIPIENTS: usize = 50;
+/// The SES operations the pool serves (v2 and v1 names), which `faults.access_denied` may name.
+pub const OPERATIONS: [&str; 8] = [
+    "GetAccount",
+    "GetEmailIdentity",
+    "GetSuppressedDestination",
+    "ListSuppressedDestinations",
+    "SendEmail",
+    "SendRawEmail",
+    "GetSendQuota",
+    "GetAccountSendingEnabled",
+];
 /// The account id in ARNs.
 const ACCOUNT_ID: &str = "000000000000";
 
