@@ -249,3 +249,53 @@ async fn the_command_and_the_run_act_on_a_failed_verdict() {
     assert!(!forced.stderr.contains("the preflight failed"), "{}", forced.stderr);
     assert!(!forced.summary.is_null(), "--no-preflight runs the load, which then fails on its own: {}", forced.stderr);
 }
+
+/// A real third-party SES: moto serves GetEmailIdentity but not GetAccount nor the suppression list —
+/// what it has is judged, what it lacks is a clear skipped line, as a refused call is.
+#[tokio::test]
+async fn the_ses_checks_against_moto_judge_what_it_serves_and_skip_what_it_lacks() {
+    use aws_sdk_sesv2 as sesv2;
+    let moto =
+        otp_harness::testkit::s3server::S3Server::start().await.expect("moto server (scripts/install-test-deps.sh)");
+    let ses = sesv2::Client::from_conf(
+        sesv2::Config::builder()
+            .behavior_version(sesv2::config::BehaviorVersion::latest())
+            .region(sesv2::config::Region::new("us-east-1"))
+            .endpoint_url(moto.endpoint())
+            .credentials_provider(sesv2::config::Credentials::new("test", "test", None, None, "tests"))
+            .build(),
+    );
+    ses.create_email_identity().email_identity("codes@pending.test").send().await.expect("CreateEmailIdentity");
+    let pool = start_pool(PoolConfig::default()).await;
+    // moto answers a created identity as not yet verified for sending (as SES does until the owner
+    // confirms it), and an unknown one with NotFoundException: both are moto's answers, judged.
+    for (from, expected) in
+        [("codes@pending.test", "is not verified for sending"), ("codes@unknown.test", "is not an SES identity")]
+    {
+        let otp =
+            outbox_otp(&pool).replacen("source = \"outbox\"", &format!("source = \"outbox\"\nfrom = \"{from}\""), 1);
+        let text = format!(
+            "{}\n{SMALL_LOAD}",
+            external_scenario(&pool, pool.endpoint(), "vu+{n}@mail.test", 12, &otp).replacen(
+                "[users]",
+                &format!("ses_endpoint_url = \"{}\"\n[users]", moto.endpoint()),
+                1
+            )
+        );
+        let scenario = Scenario::parse(&text, std::path::Path::new("moto.toml")).expect("scenario");
+        let p = preflight::run(&scenario, &ResolvedTarget::local_pool(pool.info(), Duration::from_secs(10))).await;
+        let verdict = |id: &str| p.verdicts.iter().find(|v| v.id == id).cloned().expect(id);
+        let sender = verdict("ses.sender_identity");
+        assert_eq!(sender.status, Status::Fail, "{}", p.render());
+        assert!(sender.message.contains(from) && sender.message.contains(expected), "{}", p.render());
+        for id in ["ses.account", "ses.suppression"] {
+            let v = verdict(id);
+            assert_eq!(v.status, Status::Skip, "{}", p.render());
+            assert!(
+                v.message.starts_with("skipped: ses:") && v.message.contains("is not served by this endpoint"),
+                "{}",
+                p.render()
+            );
+        }
+    }
+}
