@@ -76,6 +76,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
     let started_at = SystemTime::now();
     let (target, pool) = target::resolve(scenario).await?;
     let deployed = pool.is_none();
+    if (options.provision || options.cleanup) && !deployed {
+        eprintln!("note: --provision/--cleanup do nothing here: the embedded pool starts with the test users");
+    }
     if options.provision && deployed {
         let outcome = provision_users(scenario, &target).await;
         if let Err(e) = outcome {
@@ -113,24 +116,25 @@ async fn cleanup_users(scenario: &Scenario, target: &ResolvedTarget) {
     }
 }
 
-/// The preflight before anything signs in: its verdicts on stderr and in the run folder; a failed
-/// verdict stops the run (exit 3) before the load, with the pool stopped.
+/// The preflight before anything signs in, its verdicts on stderr. A failed verdict stops the run
+/// (exit 3) before the load, its files written to the run folder; otherwise they are written with the
+/// run's own reports.
 async fn preflight_gate(
     scenario: &Scenario,
     target: &ResolvedTarget,
     report_dir: &std::path::Path,
-) -> Result<(), RunError> {
+) -> Result<preflight::Preflight, RunError> {
     let checked = preflight::run(scenario, target).await;
     eprint!("{}", checked.render());
-    checked.write(report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
     if checked.failed() {
+        checked.write(report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
         return Err(RunError::CannotRun(format!(
             "the preflight failed ({} verdict(s)): see {} — fix the pool or the scenario, or run with --no-preflight",
             checked.count(preflight::Status::Fail),
             report_dir.join("preflight.json").display()
         )));
     }
-    Ok(())
+    Ok(checked)
 }
 
 async fn run_on_target(
@@ -143,12 +147,17 @@ async fn run_on_target(
     let started = Instant::now();
     let report_dir =
         report::run_dir(options.report_dir.as_ref().unwrap_or(&scenario.report.dir), &scenario.name, started_at);
-    if !options.skip_preflight
-        && let Err(e) = preflight_gate(scenario, &target, &report_dir).await
-    {
-        stop_pool(pool).await;
-        return Err(e);
-    }
+    let checked = if options.skip_preflight {
+        None
+    } else {
+        match preflight_gate(scenario, &target, &report_dir).await {
+            Ok(checked) => Some(checked),
+            Err(e) => {
+                stop_pool(pool).await;
+                return Err(e);
+            }
+        }
+    };
     let cognito = CognitoClient::new(target.clone()).await;
     let local_outbox = pool.as_ref().and_then(|p| p.info().outbox.clone());
     let source = OtpSource::start(&scenario.otp, &target, local_outbox.as_deref(), &scenario.users)
@@ -167,6 +176,9 @@ async fn run_on_target(
     }
     std::fs::create_dir_all(&report_dir)
         .map_err(|e| RunError::CannotRun(format!("creating {}: {e}", report_dir.display())))?;
+    if let Some(checked) = checked {
+        checked.write(&report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
+    }
 
     probes::run_all(&ctx.with_metrics(Arc::new(Metrics::new())), scenario).await;
     let mut load = run_load(&ctx, scenario, &report_dir).await?;

@@ -161,13 +161,15 @@ async fn where_the_pool_locks_is_measured_against_the_expectation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_not_set_up_for_the_flow_is_named_in_a_note() {
+    // The preflight names these settings before the run (tests/preflight.rs); here the run's own note,
+    // for runs made with --no-preflight.
     let no_user_auth = native("explicit_auth_flows = [\"ALLOW_CUSTOM_AUTH\"]", &[], "");
-    let outcome = run_scenario(&no_user_auth).await;
+    let outcome = run_with_args(&no_user_auth, &["--no-preflight"]).await;
     assert_eq!(outcome.code, 3, "no flow completed: {}", outcome.explain());
     let notes = outcome.summary["notes"].to_string();
     assert!(notes.contains("add ALLOW_USER_AUTH to its ExplicitAuthFlows"), "{notes}");
     let no_email_otp = native("allowed_first_auth_factors = [\"PASSWORD\"]", &[], "");
-    let outcome = run_scenario(&no_email_otp).await;
+    let outcome = run_with_args(&no_email_otp, &["--no-preflight"]).await;
     assert_eq!(outcome.code, 3, "{}", outcome.explain());
     let notes = outcome.summary["notes"].to_string();
     assert!(notes.contains("add EMAIL_OTP to its Policies.SignInPolicy.AllowedFirstAuthFactors"), "{notes}");
