@@ -36,6 +36,7 @@ const CONTRACT: &[(&str, &[&str])] = &[
             "ses:GetAccount",
             "ses:GetEmailIdentity",
             "ses:GetSuppressedDestination",
+            "ses:ListSuppressedDestinations",
         ],
     ),
     (
@@ -54,7 +55,7 @@ const CLIENT_CALLS: &[&str] =
     &["cognito-idp:InitiateAuth", "cognito-idp:RespondToAuthChallenge", "cognito-idp:GetUser"];
 /// The only actions that take no resource the harness could name (no resource type, or only an SES
 /// tenant while the harness reads the account-level suppression list): granted on "*".
-const RESOURCE_STAR: &[&str] = &["ses:GetAccount", "ses:GetSuppressedDestination"];
+const RESOURCE_STAR: &[&str] = &["ses:GetAccount", "ses:GetSuppressedDestination", "ses:ListSuppressedDestinations"];
 /// The CloudFormation policy resource that mirrors each JSON policy.
 const CFN_POLICY: &[(&str, &str)] = &[("run", "RunPolicy"), ("preflight", "PreflightPolicy"), ("users", "UsersPolicy")];
 

@@ -174,17 +174,23 @@ pub async fn identity(clients: &AdminClients, name: &str) -> Fact<Identity> {
 }
 
 /// The address's identity, or failing that its domain's: whichever exists (an address identity wins).
+/// A policy may allow GetEmailIdentity on the domain identity only, so a refused address lookup still
+/// tries the domain.
 pub async fn sender_identity(clients: &AdminClients, address: &str) -> Fact<Identity> {
-    let found = identity(clients, address).await?;
-    if found.verified_for_sending.is_some() {
-        return Ok(found);
+    let by_address = identity(clients, address).await;
+    if by_address.as_ref().is_ok_and(|found| found.verified_for_sending.is_some()) {
+        return by_address;
     }
-    match address.rsplit_once('@') {
-        Some((_, domain)) => {
-            let by_domain = identity(clients, domain).await?;
-            Ok(if by_domain.verified_for_sending.is_some() { by_domain } else { found })
-        }
-        None => Ok(found),
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return by_address;
+    };
+    let by_domain = identity(clients, domain).await;
+    match (by_address, by_domain) {
+        (_, Ok(found)) if found.verified_for_sending.is_some() => Ok(found),
+        // Neither exists.
+        (Ok(not_found), Ok(_)) => Ok(not_found),
+        // One could not be read: the verdict cannot be given.
+        (Err(gap), _) | (_, Err(gap)) => Err(gap),
     }
 }
 
