@@ -20,7 +20,7 @@ exports.handler = async (event) => {
     }));
   }
   console.log(`create: round ${(event.request.session || []).length + 1}, call ${calls} of this runtime`);
-  event.response.publicChallengeParameters = { email: event.request.userAttributes.email || '' };
+  event.response.publicChallengeParameters = {};
   event.response.privateChallengeParameters = { answer: code };
   event.response.challengeMetadata = `CODE-ROUND-${(event.request.session || []).length + 1}`;
   return event;
