@@ -519,3 +519,91 @@ async fn a_runtime_killed_under_load_costs_only_its_call() {
     assert_eq!(create.runtime_exits as usize, victims.len(), "every loss is counted");
     assert!(create.cold_starts as usize > victims.len(), "replacements started");
 }
+
+/// The text of the newest message in the Dovecot mailbox (waits up to 10 s for one).
+async fn newest_imap_text(dovecot: &otp_harness::testkit::dovecot::Dovecot, count: usize) -> String {
+    use futures::TryStreamExt;
+    let mut imap = dovecot.login().await.expect("imap login");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let raw = loop {
+        imap.select("INBOX").await.expect("select");
+        let uids = imap.uid_search("ALL").await.expect("search");
+        if uids.len() >= count
+            && let Some(uid) = uids.into_iter().max()
+        {
+            let fetched: Vec<_> = imap
+                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                .await
+                .expect("fetch")
+                .try_collect()
+                .await
+                .expect("fetched");
+            break fetched[0].body().expect("body").to_vec();
+        }
+        assert!(std::time::Instant::now() < deadline, "the trigger's mail reached the mailbox within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    imap.logout().await.ok();
+    let message = mail_parser::MessageParser::default().parse(&raw[..]).expect("MIME");
+    message.body_text(0).expect("text part").into_owned()
+}
+
+#[tokio::test]
+async fn mail_a_trigger_sends_through_ses_reaches_the_outbox_dovecot_and_s3() {
+    use otp_harness::pool::config::{RelayConfig, RelayProtocol, S3SinkConfig};
+    let dovecot = otp_harness::testkit::dovecot::Dovecot::start("loadtest@mail.test").await.expect("dovecot starts");
+    let s3 = otp_harness::testkit::s3server::S3Server::start().await.expect("S3 server starts");
+    let s3_client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(s3.endpoint())
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+            .force_path_style(true)
+            .build(),
+    );
+    // SES v1 from Node.js (@aws-sdk/client-ses), then SES v2 from Python (boto3).
+    for (round, folder) in ["node-cjs", "python"].into_iter().enumerate() {
+        let mut config = with_triggers(all_three(folder));
+        config.mail.relay = Some(RelayConfig {
+            protocol: RelayProtocol::Lmtp,
+            host: "127.0.0.1".into(),
+            port: dovecot.lmtp_port,
+            concurrency: 2,
+        });
+        let prefix = format!("{folder}/");
+        config.mail.s3 = Some(S3SinkConfig {
+            endpoint_url: s3.endpoint(),
+            bucket: "otp-mail".into(),
+            prefix: prefix.clone(),
+            region: "us-east-1".into(),
+            create_bucket: true,
+        });
+        let pool = start_pool(config).await;
+        let client = sdk(&pool);
+        let started = initiate(&client, &pool, USER).await.expect("initiate");
+        let (session, username) = challenge_of(started.session(), started.challenge_parameters());
+
+        let from_outbox = latest_code(&pool, USER).await;
+        let from_imap = code_in(&newest_imap_text(&dovecot, round + 1).await);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let key = loop {
+            let listed = s3_client.list_objects_v2().bucket("otp-mail").prefix(&prefix).send().await.expect("list");
+            if let Some(key) = listed.contents().first().and_then(|o| o.key()) {
+                break key.to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "the trigger's mail reached S3 within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let object = s3_client.get_object().bucket("otp-mail").key(&key).send().await.expect("get");
+        let raw = object.body.collect().await.expect("body").into_bytes();
+        let message = mail_parser::MessageParser::default().parse(&raw[..]).expect("MIME");
+        let from_s3 = code_in(&message.body_text(0).expect("text"));
+        assert_eq!((&from_imap, &from_s3), (&from_outbox, &from_outbox), "{folder}: the same mail in every sink");
+        assert_eq!(message.from().and_then(|a| a.first()).and_then(|a| a.address()), Some(MAIL_FROM), "{folder}");
+
+        let done = respond(&client, &pool, &session, &username, &from_imap).await.expect("the code read over IMAP");
+        assert!(done.authentication_result().is_some(), "{folder}");
+        assert_eq!(pool.state().stats_snapshot().mail.relayed, 1, "{folder}");
+    }
+}
