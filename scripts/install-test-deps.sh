@@ -49,3 +49,14 @@ then
   # shellcheck disable=SC2086
   .venv/bin/pip install -q --disable-pip-version-check $LINTERS
 fi
+
+# The Node.js packages the trigger fixtures in tests/triggers require (@aws-sdk/client-ses and
+# client-sesv2, pinned in its package-lock.json), installed with npm ci; Node.js itself must be on the PATH.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: the trigger tests need Node.js and npm on the PATH (e.g. apt-get install nodejs npm)" >&2; exit 1
+fi
+if [ ! -f tests/triggers/node_modules/.package-lock.json ] \
+   || [ tests/triggers/package-lock.json -nt tests/triggers/node_modules/.package-lock.json ]; then
+  echo "installing the trigger fixtures' npm packages (tests/triggers)…"
+  (cd tests/triggers && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

@@ -31,6 +31,10 @@ pub struct BenchPoolArgs {
     /// Write the result as JSON to this file as well.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// A pool config (TOML) to benchmark instead of the defaults, e.g. one whose `[triggers]` runs a
+    /// team's own handlers (their mail must go to the outbox: the benchmark reads codes there).
+    #[arg(long)]
+    pub pool_config: Option<std::path::PathBuf>,
 }
 
 /// The sign-in flow a benchmark measures.
@@ -61,6 +65,9 @@ pub struct PoolBenchResult {
     pub failed: u64,
     /// signins_per_sec ÷ signing bound.
     pub share_of_bound: f64,
+    /// The team's trigger functions (with `--pool-config` naming some): calls, cold starts and the warm
+    /// calls' round trip through the runtime (p50, p99).
+    pub triggers: std::collections::BTreeMap<&'static str, crate::pool::triggers::runtime::FunctionStats>,
 }
 
 /// Runs both phases and prints the result.
@@ -86,6 +93,17 @@ pub async fn run_pool_bench(args: BenchPoolArgs) -> anyhow::Result<()> {
         result.concurrency,
         result.share_of_bound * 100.0
     );
+    for (trigger, f) in &result.triggers {
+        println!(
+            "  {trigger} ({}, {:?}): {} calls, {} cold starts, warm call p50 {} µs, p99 {} µs",
+            f.handler,
+            f.runtime,
+            f.invocations,
+            f.cold_starts,
+            f.warm_call_p50_us.map_or("-".into(), |v| v.to_string()),
+            f.warm_call_p99_us.map_or("-".into(), |v| v.to_string()),
+        );
+    }
     let line = serde_json::to_string(&result)?;
     println!("{line}");
     if let Some(path) = &args.json {
@@ -106,7 +124,11 @@ pub async fn bench_pool(args: &BenchPoolArgs) -> anyhow::Result<PoolBenchResult>
     })
     .await??;
 
-    let mut config = PoolConfig::default();
+    let mut config = match &args.pool_config {
+        Some(path) => PoolConfig::from_file(path)?,
+        None => PoolConfig::default(),
+    };
+    config.users.emails.clear();
     config.users.pattern = Some("bench+{n}@mail.otp-harness.test".into());
     config.users.count = args.concurrency as u32;
     let pool = LocalPool::start(config, "127.0.0.1:0".parse()?).await?;
@@ -148,6 +170,7 @@ pub async fn bench_pool(args: &BenchPoolArgs) -> anyhow::Result<PoolBenchResult>
     for worker in workers {
         worker.await.context("benchmark worker panicked")?;
     }
+    let triggers = pool.state().stats_snapshot().triggers;
     pool.stop().await?;
     let bound = signatures_per_sec / 2.0;
     let signins_per_sec = counted as f64 / elapsed;
@@ -162,6 +185,7 @@ pub async fn bench_pool(args: &BenchPoolArgs) -> anyhow::Result<PoolBenchResult>
         signins_per_sec,
         failed: failed.load(Ordering::Relaxed),
         share_of_bound: signins_per_sec / bound,
+        triggers,
     })
 }
 

@@ -96,6 +96,11 @@ impl CallError {
             (ErrorClass::InvalidParameter, m) if m.contains("CUSTOM_AUTH flow not enabled") => {
                 Some("the app client does not allow CUSTOM_AUTH: add ALLOW_CUSTOM_AUTH to its ExplicitAuthFlows")
             }
+            (ErrorClass::Lambda, m) if m.contains("Missing final '@domain'") => Some(
+                "a trigger mailed an address SES refuses (\"Missing final '@domain'\"): in a pool whose users sign in by \
+                 email (UsernameAttributes = email), event.userName is the user's internal UUID, not the address — \
+                 mail event.request.userAttributes.email",
+            ),
             (_, _) if self.type_name == EMAIL_OTP_NOT_OFFERED => Some(
                 "the pool does not offer EMAIL_OTP: add EMAIL_OTP to its Policies.SignInPolicy.AllowedFirstAuthFactors (Essentials tier or higher)",
             ),

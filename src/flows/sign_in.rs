@@ -77,11 +77,14 @@ impl FlowContext {
                 end(if conforming { FlowOutcome::Succeeded } else { FlowOutcome::Nonconforming })
             }
             Ok(AuthAnswer::Challenge(_)) => {
-                self.fail(check, "the right code was answered with another challenge");
+                self.fail(
+                    check,
+                    format!("the right code was answered with another challenge{}", leading_zero_hint(&delivery.code)),
+                );
                 end(FlowOutcome::Nonconforming)
             }
             Err(e) if e.is_refusal() => {
-                self.fail(check, format!("the right code was refused: {e}"));
+                self.fail(check, format!("the right code was refused: {e}{}", leading_zero_hint(&delivery.code)));
                 end(FlowOutcome::Nonconforming)
             }
             Err(_) => end(FlowOutcome::Errored),
@@ -128,5 +131,16 @@ impl FlowContext {
             Auth::Custom => matches!(answer, Ok(AuthAnswer::Challenge(_))),
             Auth::EmailOtp => matches!(answer, Err(e) if e.class == ErrorClass::CodeMismatch),
         }
+    }
+}
+
+/// Why a refused right code that starts with 0 was most likely refused (the code itself is not named).
+fn leading_zero_hint(code: &str) -> &'static str {
+    if code.starts_with('0') {
+        " — this code started with 0: a Verify trigger that compares the answer as a number (Number(answer), \
+         parseInt, or the code kept as a number in privateChallengeParameters) loses the leading zero, so every \
+         code that starts with 0 (one in ten) is refused"
+    } else {
+        ""
     }
 }

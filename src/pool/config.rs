@@ -50,6 +50,12 @@ pub struct PoolConfig {
     /// The custom-auth triggers the pool has (`LambdaConfig`): any of `define`, `create`, `verify`.
     /// CUSTOM_AUTH without a Define trigger fails as Cognito's does.
     pub lambda_triggers: Vec<String>,
+    /// The team's own trigger handlers (Node.js or Python), run instead of the built-in ones.
+    pub triggers: crate::pool::triggers::TriggersConfig,
+    /// Cognito's `UsernameAttributes`: `["email"]` — users sign in with their email and their internal
+    /// username (`event.userName`, `cognito:username`) is a UUID — or `[]`: the username is what the user
+    /// was created with (the email, for the harness's test users).
+    pub username_attributes: Vec<String>,
     /// The app client has a secret: every InitiateAuth must then carry a SECRET_HASH, which the harness
     /// does not compute (a preflight verdict says so).
     pub client_secret: bool,
@@ -87,6 +93,8 @@ impl Default for PoolConfig {
             email_sending_account: "DEVELOPER".into(),
             threat_protection: "OFF".into(),
             lambda_triggers: ["define", "create", "verify"].map(String::from).to_vec(),
+            triggers: crate::pool::triggers::TriggersConfig::default(),
+            username_attributes: vec!["email".into()],
             client_secret: false,
             custom_attributes: Vec::new(),
             users: SeedUsers::default(),
@@ -347,7 +355,7 @@ pub struct MailFaults {
 }
 
 /// Which trigger a fault hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Define,
@@ -482,11 +490,19 @@ pub enum TokenDefect {
 pub const MAX_SEED_USERS: u32 = 1_000_000;
 
 impl PoolConfig {
-    /// Reads and validates a pool config file; errors name the file and the offending key.
+    /// Reads and validates a pool config file; errors name the file and the offending key. A relative
+    /// `triggers.code_dir` is taken relative to the file's folder.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read pool config {}: {e}", path.display()))?;
-        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("pool config {}: {e}", path.display()))
+        let mut config = Self::from_toml(&text).map_err(|e| anyhow::anyhow!("pool config {}: {e}", path.display()))?;
+        config.triggers.anchor(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Whether users sign in with their email as a username attribute (internal usernames are UUIDs).
+    pub fn email_is_username_attribute(&self) -> bool {
+        self.username_attributes.iter().any(|a| a == "email")
     }
 
     /// Parses and validates TOML text.
@@ -582,6 +598,14 @@ impl PoolConfig {
             bail!("mail.relay.concurrency must be at least 1");
         }
         self.ses.validate()?;
+        self.triggers.validate()?;
+        for attribute in &self.username_attributes {
+            if attribute != "email" {
+                bail!(
+                    "username_attributes: {attribute:?} is not supported (the local pool signs in by email: [\"email\"] or [])"
+                );
+            }
+        }
         Ok(())
     }
 }

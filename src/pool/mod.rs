@@ -19,6 +19,7 @@ pub mod relay;
 pub mod s3sink;
 pub mod ses;
 pub mod tokens;
+pub mod triggers;
 pub mod users;
 pub mod wire;
 
@@ -79,6 +80,8 @@ pub struct StatsSnapshot {
     pub ses: ses::SesStatsSnapshot,
     pub users: usize,
     pub sessions: usize,
+    /// The team's trigger functions, by trigger name (empty when the built-in ones run).
+    pub triggers: BTreeMap<&'static str, triggers::runtime::FunctionStats>,
 }
 
 /// Everything a running pool holds.
@@ -94,6 +97,8 @@ pub struct PoolState {
     pub faults: Arc<faults::Faults>,
     /// The SES account (`ses::v1`, `ses::v2` serve it).
     pub ses: ses::SesAccount,
+    /// The team's trigger functions, when configured.
+    pub triggers: Option<Arc<triggers::TriggerHost>>,
     pub stats: PoolStats,
 }
 
@@ -124,6 +129,7 @@ impl PoolState {
             ses: self.ses.stats(),
             users: self.users.read().len(),
             sessions: self.auth.session_count(),
+            triggers: self.triggers.as_ref().map(|t| t.stats()).unwrap_or_default(),
         }
     }
 }
@@ -208,13 +214,15 @@ impl LocalPool {
                 .context("setting up the mail sinks")?,
         );
         let faults = Arc::new(faults::Faults::new(&config.faults));
-        let users = Arc::new(RwLock::new(users::UserDirectory::default()));
+        let users = Arc::new(RwLock::new(users::UserDirectory::new(config.email_is_username_attribute())));
+        let triggers = triggers::TriggerHost::new(&config, &endpoint)?.map(Arc::new);
         let auth = auth::AuthEngine::new(
             &config,
             Arc::clone(&users),
             Arc::clone(&faults),
             Arc::clone(&mail),
             Arc::clone(&tokens),
+            triggers.clone(),
         );
         for email in config.users.addresses() {
             users
@@ -234,6 +242,7 @@ impl LocalPool {
             mail,
             faults,
             ses,
+            triggers: triggers.clone(),
             stats: PoolStats::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -245,7 +254,16 @@ impl LocalPool {
                 })
                 .await
         });
-        Ok(RunningPool { state, shutdown: Some(tx), server: Some(server) })
+        let running = RunningPool { state, shutdown: Some(tx), server: Some(server) };
+        // The team's triggers load while the pool already serves: a handler that calls the pool's SES
+        // API as it loads is answered. Nobody knows the port yet, so no sign-in can come first.
+        if let Some(triggers) = &triggers
+            && let Err(e) = triggers.start().await
+        {
+            let _ = running.stop().await;
+            return Err(e.context("the team's triggers ([triggers]) cannot run"));
+        }
+        Ok(running)
     }
 }
 

@@ -1,5 +1,7 @@
-//! The pool's user directory: users keyed by their internal (UUID) username, with the email as a
-//! sign-in alias, as in a pool whose `UsernameAttributes` is `email`.
+//! The pool's user directory, in either of Cognito's username modes: `UsernameAttributes = [email]`
+//! (the default) — users keyed by an internal UUID username, signing in with their email — or `[]`:
+//! the username is the name the user was created with (for the harness's test users, their email),
+//! case-insensitive, and the email is an attribute.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,9 +12,10 @@ use super::error::{CognitoError, ErrorKind};
 /// One user of the pool.
 #[derive(Debug, Clone)]
 pub struct User {
-    /// Internal username: a UUID, as Cognito makes for pools signing in by email.
+    /// Internal username: a UUID in a pool signing in by email (`UsernameAttributes = [email]`), else
+    /// the name the user was created with.
     pub username: String,
-    /// The `sub` attribute (equal to the username here, as in real email-alias pools).
+    /// The `sub` attribute (equal to a UUID username, as in real pools signing in by email).
     pub sub: String,
     pub email: String,
     pub email_verified: bool,
@@ -97,36 +100,78 @@ impl UserFilter {
     }
 }
 
-/// All users, by username and by (lower-cased) email.
-#[derive(Debug, Default)]
+/// All users, by username and by their lower-cased sign-in name (the email, or the username).
+#[derive(Debug)]
 pub struct UserDirectory {
+    /// `UsernameAttributes = [email]`: UUID usernames, sign-in by email.
+    email_is_username_attribute: bool,
     by_username: BTreeMap<String, Arc<User>>,
     by_email: HashMap<String, String>,
 }
 
+impl Default for UserDirectory {
+    fn default() -> Self {
+        Self::new(true)
+    }
+}
+
 impl UserDirectory {
-    /// Creates a user signing in with `email`; `extra` holds further attributes.
+    /// An empty directory; `email_is_username_attribute` picks the username mode.
+    pub fn new(email_is_username_attribute: bool) -> Self {
+        Self { email_is_username_attribute, by_username: BTreeMap::new(), by_email: HashMap::new() }
+    }
+
+    /// Whether usernames are UUIDs and users sign in by email.
+    pub fn email_is_username_attribute(&self) -> bool {
+        self.email_is_username_attribute
+    }
+
+    /// Creates a user signing in with `name` — the email in a pool signing in by email, else the
+    /// username (its email is `extra["email"]`, or the name itself when it is an address); `extra`
+    /// holds further attributes.
     pub fn create(
         &mut self,
-        email: &str,
+        name: &str,
         email_verified: bool,
-        extra: BTreeMap<String, String>,
+        mut extra: BTreeMap<String, String>,
     ) -> Result<Arc<User>, CognitoError> {
-        if !looks_like_email(email) {
-            return Err(CognitoError::invalid_parameter("Username should be an email."));
-        }
-        let key = email.to_ascii_lowercase();
+        let (username, email) = if self.email_is_username_attribute {
+            if !looks_like_email(name) {
+                return Err(CognitoError::invalid_parameter("Username should be an email."));
+            }
+            extra.remove("email");
+            (uuid::Uuid::new_v4().to_string(), name.to_string())
+        } else {
+            if name.is_empty() || name.chars().any(char::is_whitespace) || name.chars().count() > 128 {
+                return Err(CognitoError::invalid_parameter(
+                    "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must \
+                     satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+",
+                ));
+            }
+            let email = extra.remove("email").unwrap_or_else(|| name.to_string());
+            if !looks_like_email(&email) {
+                return Err(CognitoError::invalid_parameter(
+                    "Invalid email address format. (the local pool mails every user: give an email attribute)",
+                ));
+            }
+            (name.to_string(), email)
+        };
+        let key = if self.email_is_username_attribute { email.to_ascii_lowercase() } else { name.to_lowercase() };
         if self.by_email.contains_key(&key) {
             return Err(CognitoError::new(
                 ErrorKind::UsernameExists,
-                "An account with the given email already exists.",
+                if self.email_is_username_attribute {
+                    "An account with the given email already exists."
+                } else {
+                    "User account already exists"
+                },
             ));
         }
-        let username = uuid::Uuid::new_v4().to_string();
+        let sub = if self.email_is_username_attribute { username.clone() } else { uuid::Uuid::new_v4().to_string() };
         let user = Arc::new(User {
             username: username.clone(),
-            sub: username.clone(),
-            email: email.to_string(),
+            sub,
+            email,
             email_verified,
             extra_attributes: extra,
             created: now_epoch_seconds(),
@@ -137,12 +182,14 @@ impl UserDirectory {
         Ok(user)
     }
 
-    /// Finds a user by internal username or by email alias (case-insensitive), as sign-in does.
+    /// Finds a user as sign-in does: by internal username, or by email alias (case-insensitive) in a
+    /// pool signing in by email; by username (case-insensitive) otherwise.
     pub fn find(&self, name: &str) -> Option<Arc<User>> {
         if let Some(user) = self.by_username.get(name) {
             return Some(Arc::clone(user));
         }
-        self.by_email.get(&name.to_ascii_lowercase()).and_then(|u| self.by_username.get(u)).cloned()
+        let key = if self.email_is_username_attribute { name.to_ascii_lowercase() } else { name.to_lowercase() };
+        self.by_email.get(&key).and_then(|u| self.by_username.get(u)).cloned()
     }
 
     /// Marks a user's email verified (a right email code proves it), returning the user as now stored.
@@ -160,7 +207,12 @@ impl UserDirectory {
     pub fn delete(&mut self, name: &str) -> Result<(), CognitoError> {
         let user = self.find(name).ok_or_else(CognitoError::user_not_found)?;
         self.by_username.remove(&user.username);
-        self.by_email.remove(&user.email.to_ascii_lowercase());
+        let key = if self.email_is_username_attribute {
+            user.email.to_ascii_lowercase()
+        } else {
+            user.username.to_lowercase()
+        };
+        self.by_email.remove(&key);
         Ok(())
     }
 
@@ -223,6 +275,26 @@ mod tests {
         dir.create("a@mail.test", true, BTreeMap::new()).expect("created");
         assert_eq!(dir.create("A@mail.test", true, BTreeMap::new()).unwrap_err().kind, ErrorKind::UsernameExists);
         assert_eq!(dir.create("not-an-email", true, BTreeMap::new()).unwrap_err().kind, ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn without_username_attributes_the_username_is_the_given_name() {
+        let mut dir = UserDirectory::new(false);
+        let user = dir.create("A+1@Mail.test", true, BTreeMap::new()).expect("created");
+        assert_eq!(user.username, "A+1@Mail.test");
+        assert_ne!(user.sub, user.username, "sub is a UUID of its own");
+        assert_eq!(user.email, "A+1@Mail.test");
+        assert!(dir.find("a+1@mail.test").is_some(), "usernames are case-insensitive");
+        let named = dir.create("alice", true, BTreeMap::from([("email".into(), "al@mail.test".into())])).expect("ok");
+        assert_eq!((named.username.as_str(), named.email.as_str()), ("alice", "al@mail.test"));
+        assert!(dir.find("al@mail.test").is_none(), "no email alias in this mode");
+        assert_eq!(dir.create("ALICE", true, BTreeMap::new()).unwrap_err().kind, ErrorKind::InvalidParameter);
+        assert_eq!(
+            dir.create("ALICE", true, BTreeMap::from([("email".into(), "x@mail.test".into())])).unwrap_err().kind,
+            ErrorKind::UsernameExists
+        );
+        dir.delete("Alice").expect("deleted");
+        assert!(dir.find("alice").is_none());
     }
 
     #[test]

@@ -245,12 +245,23 @@ struct RespondInput {
     session: Option<String>,
     #[serde(default)]
     challenge_responses: HashMap<String, String>,
+    /// Passed to the custom-auth triggers this answer runs (`request.clientMetadata`).
+    client_metadata: Option<HashMap<String, String>>,
 }
 
 async fn respond_to_auth_challenge(pool: &PoolState, input: RespondInput) -> Result<Value, CognitoError> {
     let client_id = required(input.client_id, "clientId")?;
     let challenge = required(input.challenge_name, "challengeName")?;
-    let step = pool.auth.respond(&client_id, &challenge, input.session.as_deref(), &input.challenge_responses).await?;
+    let step = pool
+        .auth
+        .respond(
+            &client_id,
+            &challenge,
+            input.session.as_deref(),
+            &input.challenge_responses,
+            input.client_metadata.as_ref(),
+        )
+        .await?;
     Ok(auth_step_json(step, false))
 }
 
@@ -323,8 +334,12 @@ fn admin_create_user(pool: &PoolState, input: AdminCreateUserInput) -> Result<Va
     }
     let mut email_verified = false;
     let mut extra = std::collections::BTreeMap::new();
+    let email_is_username = pool.config.email_is_username_attribute();
     for attribute in input.user_attributes {
         match attribute.name.as_str() {
+            "email" if !email_is_username => {
+                extra.insert(attribute.name, attribute.value);
+            }
             "email" if !attribute.value.eq_ignore_ascii_case(&username) => {
                 return Err(CognitoError::invalid_parameter("The email attribute must match the username."));
             }
@@ -445,7 +460,7 @@ fn describe_user_pool(pool: &PoolState, input: DescribeUserPoolInput) -> Result<
         "LastModifiedDate": pool.created,
         "CreationDate": pool.created,
         "AutoVerifiedAttributes": ["email"],
-        "UsernameAttributes": ["email"],
+        "UsernameAttributes": c.username_attributes,
         "MfaConfiguration": "OFF",
         "EstimatedNumberOfUsers": pool.users.read().len(),
         "SchemaAttributes": schema,

@@ -38,6 +38,9 @@ pub use worker::WorkerSlice;
 use crate::checks::CheckId;
 pub use crate::cognito::Auth;
 use crate::pool::PoolConfig;
+
+/// Replaces `[target.pool.triggers].code_dir` when set: the folder of trigger handlers to test.
+pub const TRIGGERS_DIR_VARIABLE: &str = "OTP_HARNESS_TRIGGERS_DIR";
 use crate::thresholds::Threshold;
 
 /// A parsed, validated scenario.
@@ -126,10 +129,16 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// The pool config of a local target: inline, from its file, or the defaults.
+    /// The pool config of a local target: inline, from its file, or the defaults. An inline
+    /// `triggers.code_dir` is relative to the scenario file; `OTP_HARNESS_TRIGGERS_DIR`, when set,
+    /// replaces it (to test another folder of trigger handlers with the same scenario).
     pub fn local_pool_config(&self) -> Result<PoolConfig, ScenarioError> {
         let mut config = match (&self.target.pool, &self.target.pool_config) {
-            (Some(inline), _) => inline.clone(),
+            (Some(inline), _) => {
+                let mut inline = inline.clone();
+                inline.triggers.anchor(self.path.parent().unwrap_or(Path::new(".")));
+                inline
+            }
             (None, Some(file)) => {
                 let resolved = self.path.parent().unwrap_or(Path::new(".")).join(file);
                 PoolConfig::from_file(&resolved)
@@ -137,6 +146,11 @@ impl Scenario {
             }
             (None, None) => PoolConfig::default(),
         };
+        if let Some(dir) = std::env::var_os(TRIGGERS_DIR_VARIABLE).filter(|d| !d.is_empty())
+            && config.triggers.any()
+        {
+            config.triggers.code_dir = Some(std::path::PathBuf::from(dir));
+        }
         config.users.emails.clear();
         config.users.pattern = None;
         config.users.count = 0;

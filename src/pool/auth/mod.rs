@@ -1,5 +1,5 @@
 //! Sign-in for one pool and its app client, one state machine per flow: `custom` (CUSTOM_AUTH with the
-//! seed's Define/Create/Verify triggers) and `native` (USER_AUTH: SELECT_CHALLENGE and EMAIL_OTP).
+//! built-in Define/Create/Verify triggers or the team's own) and `native` (USER_AUTH: SELECT_CHALLENGE and EMAIL_OTP).
 //! `AuthEngine` checks the client and its ExplicitAuthFlows, then hands the request to the flow's
 //! machine. Nothing here knows JSON or HTTP: `wire.rs` translates `AuthStep`s.
 
@@ -110,18 +110,20 @@ impl AuthEngine {
         faults: Arc<Faults>,
         mail: Arc<MailDispatcher>,
         tokens: Arc<TokenIssuer>,
+        triggers: Option<Arc<super::triggers::TriggerHost>>,
     ) -> Self {
         Self {
             client_id: config.client_id.clone(),
             explicit_auth_flows: config.explicit_auth_flows.clone(),
             client_secret: config.client_secret,
-            define_trigger: config.lambda_triggers.iter().any(|t| t == "define"),
+            define_trigger: config.lambda_triggers.iter().any(|t| t == "define") || config.triggers.define.is_some(),
             custom: custom::CustomAuth::new(
                 config,
                 Arc::clone(&users),
                 Arc::clone(&faults),
                 Arc::clone(&mail),
                 Arc::clone(&tokens),
+                triggers,
             ),
             native: native::NativeAuth::new(config, users, mail, tokens),
         }
@@ -176,10 +178,11 @@ impl AuthEngine {
         challenge_name: &str,
         session: Option<&str>,
         responses: &HashMap<String, String>,
+        client_metadata: Option<&HashMap<String, String>>,
     ) -> Result<AuthStep, CognitoError> {
         self.check_client(client_id)?;
         match challenge_name {
-            CUSTOM_CHALLENGE => self.custom.respond(session, responses).await,
+            CUSTOM_CHALLENGE => self.custom.respond(session, responses, client_metadata).await,
             SELECT_CHALLENGE | EMAIL_OTP => self.native.respond(challenge_name, session, responses).await,
             other => {
                 Err(CognitoError::invalid_parameter(format!("Invalid challenge name {other} for the current session.")))

@@ -1,0 +1,2 @@
+// A trigger that answers with something other than the event.
+exports.handler = async () => ({ answerCorrect: true });

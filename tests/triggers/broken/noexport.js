@@ -1,0 +1,2 @@
+// A trigger file that exports the wrong name.
+exports.handle = async (event) => event;

@@ -1,0 +1,5 @@
+"""A trigger with a syntax error."""
+
+
+def handler(event, context)
+    return event

@@ -1,0 +1,5 @@
+// A trigger with a syntax error.
+exports.handler = async (event) => {
+  return event
+};
+}
