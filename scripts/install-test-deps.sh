@@ -49,3 +49,12 @@ then
   # shellcheck disable=SC2086
   .venv/bin/pip install -q --disable-pip-version-check $LINTERS
 fi
+
+# Prometheus's own Python client, whose text-format parser reads what the live dashboard's /metrics
+# serves (tests/live_dashboard.rs), pinned, into the same .venv.
+PROMETHEUS_CLIENT="prometheus-client==0.26.0"
+if ! .venv/bin/python -c "import sys; from importlib.metadata import version; sys.exit(version('prometheus-client') != '${PROMETHEUS_CLIENT#*==}')" 2>/dev/null; then
+  echo "installing $PROMETHEUS_CLIENT into .venv…"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "$PROMETHEUS_CLIENT"
+fi
