@@ -270,6 +270,9 @@ async fn run_scenario(
         Ok(output) => {
             print!("{}", otp_harness::report::console::render(&output.result));
             println!("  reports: {}", output.report_dir.display());
+            if let Some(dashboard) = output.dashboard {
+                dashboard.wait().await;
+            }
             ExitCode::from(output.result.exit_code)
         }
         Err(e) => {

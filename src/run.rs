@@ -73,6 +73,8 @@ impl From<TargetError> for RunError {
 pub struct RunOutput {
     pub result: RunResult,
     pub report_dir: PathBuf,
+    /// With `--dashboard-linger`: the dashboard, still serving the final page; wait on it last.
+    pub dashboard: Option<live::Lingering>,
 }
 
 /// Runs a scenario to the end: test users created first and deleted after if asked, the preflight
@@ -82,9 +84,15 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
         Some(live) => Some(Dashboard::start(live, scenario).map_err(RunError::CannotRun)?),
         None => None,
     };
-    let outcome = run_with(scenario, options, dashboard.as_ref()).await;
+    let mut outcome = run_with(scenario, options, dashboard.as_ref()).await;
     if let Some(dashboard) = dashboard {
-        dashboard.finish(live_end(&outcome)).await;
+        let lingering = dashboard.finish(live_end(&outcome)).await;
+        if let Ok(output) = &mut outcome {
+            output.dashboard = lingering;
+        } else if let Some(lingering) = lingering {
+            // The error is printed by the caller at once; the page has shown it.
+            lingering.stop().await;
+        }
     }
     outcome
 }
@@ -263,7 +271,7 @@ async fn run_on_target(
         notes: load.notes,
     });
     report::write_all(&result, &report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
-    Ok(RunOutput { result, report_dir })
+    Ok(RunOutput { result, report_dir, dashboard: None })
 }
 
 /// What the live dashboard samples: the run's metrics, checks, mail and embedded pool.

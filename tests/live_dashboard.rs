@@ -78,7 +78,8 @@ impl LiveRun {
 
     /// Waits for the run to end; its exit code.
     async fn wait(&mut self) -> i32 {
-        let status = tokio::time::timeout(PATIENCE * 2, self.child.wait()).await.expect("the run ends").expect("status");
+        let status =
+            tokio::time::timeout(PATIENCE * 2, self.child.wait()).await.expect("the run ends").expect("status");
         status.code().unwrap_or(-1)
     }
 
@@ -195,6 +196,31 @@ impl Tab {
         panic!("DevTools closed the connection");
     }
 
+    /// A DevTools command's result.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let call = json!({ "id": id, "method": method, "params": params });
+        self.socket.send(Message::text(call.to_string())).await.expect("sent");
+        while let Some(message) = self.socket.next().await {
+            let Ok(Message::Text(text)) = message else { continue };
+            let answer: Value = serde_json::from_str(&text).expect("JSON from DevTools");
+            if answer["id"] == id {
+                return answer["result"].clone();
+            }
+        }
+        panic!("DevTools closed the connection");
+    }
+
+    /// A PNG of the page (the whole of it, 1100 pixels wide).
+    async fn screenshot(&mut self) -> Vec<u8> {
+        let metrics = json!({ "width": 1100, "height": 2200, "deviceScaleFactor": 1, "mobile": false });
+        self.call("Emulation.setDeviceMetricsOverride", metrics).await;
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
+        let data = shot["data"].as_str().expect("PNG data");
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).expect("base64")
+    }
+
     /// Evaluates `expression` until `done` holds for its value (bounded).
     async fn until(&mut self, expression: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -211,6 +237,7 @@ impl Tab {
 
 /// What a DOM read takes: the sign-ins so far, the rates chart (its lines' points) and a latency chart.
 const READ: &str = r#"(() => {
+  if (!document.getElementById('now-total')) return null;
   const lines = [...document.querySelectorAll('#rates-over-time polyline')];
   return {
     total: Number(document.getElementById('now-total').textContent),
@@ -234,7 +261,8 @@ async fn the_live_page_changes_while_the_run_goes_then_shows_the_verdict() {
     let browser = Browser::start().await;
     let mut tab = browser.open(&format!("{}/", run.base)).await;
 
-    let first = tab.until(READ, |v| v["total"].as_u64().unwrap_or(0) > 0 && v["points"].as_u64().unwrap_or(0) >= 2).await;
+    let first =
+        tab.until(READ, |v| v["total"].as_u64().unwrap_or(0) > 0 && v["points"].as_u64().unwrap_or(0) >= 2).await;
     assert!(first["verdict"] == "RUNNING", "no verdict yet: {first}");
     let second = tab
         .until(READ, |v| {
@@ -245,9 +273,14 @@ async fn the_live_page_changes_while_the_run_goes_then_shows_the_verdict() {
     assert!(second["login"].as_str().is_some_and(|s| s.contains("<polyline")), "login latency charted: {second}");
     assert!(second["checks"].as_u64() > Some(1), "checks listed: {second}");
     assert!(second["pool"].as_u64() > Some(1), "the embedded pool's stats beside: {second}");
+    let shot = tab.screenshot().await;
+    assert!(shot.len() > 60_000, "a rendered page with its charts, not a blank one: {} bytes", shot.len());
+    if let Some(path) = std::env::var_os("LIVE_DASHBOARD_SCREENSHOT") {
+        std::fs::write(path, &shot).expect("screenshot written");
+    }
 
     let verdict = tab
-        .until("document.getElementById('final').hidden ? '' : document.getElementById('verdict').textContent", |v| {
+        .until("(document.getElementById('final') || {hidden: true}).hidden ? '' : document.getElementById('verdict').textContent", |v| {
             v.as_str().is_some_and(|s| !s.is_empty())
         })
         .await;
@@ -291,13 +324,21 @@ struct Parsed {
     value: f64,
 }
 
+/// An exposition as the parser read it: every family (name → type, samples or not) and every sample.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Exposition {
+    families: BTreeMap<String, String>,
+    samples: Vec<Parsed>,
+}
+
 /// Parses an exposition with `prometheus_client.parser.text_string_to_metric_families` (it raises on
 /// anything malformed).
-async fn parse(python: &PathBuf, text: &str) -> Vec<Parsed> {
+async fn parse(python: &PathBuf, text: &str) -> Exposition {
     const SCRIPT: &str = "import sys, json\nfrom prometheus_client.parser import text_string_to_metric_families\n\
-        out = []\nfor f in text_string_to_metric_families(sys.stdin.read()):\n    for s in f.samples:\n        \
-        out.append({'family': f.name, 'kind': f.type, 'name': s.name, 'labels': s.labels, 'value': s.value})\n\
-        print(json.dumps(out))\n";
+        families, samples = {}, []\nfor f in text_string_to_metric_families(sys.stdin.read()):\n    \
+        families[f.name] = f.type\n    for s in f.samples:\n        \
+        samples.append({'family': f.name, 'kind': f.type, 'name': s.name, 'labels': s.labels, 'value': s.value})\n\
+        print(json.dumps({'families': families, 'samples': samples}))\n";
     let mut child = tokio::process::Command::new(python)
         .args(["-c", SCRIPT])
         .stdin(std::process::Stdio::piped())
@@ -309,7 +350,11 @@ async fn parse(python: &PathBuf, text: &str) -> Vec<Parsed> {
     tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await.expect("written");
     drop(stdin);
     let output = child.wait_with_output().await.expect("parsed");
-    assert!(output.status.success(), "the parser refused /metrics:\n{}\n{text}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the parser refused /metrics:\n{}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("the parser's JSON")
 }
 
@@ -329,15 +374,20 @@ async fn own_pool(pattern: &str, count: u32) -> RunningPool {
 async fn metrics_scraped_twice_mid_run_parse_and_grow() {
     let python = prometheus_parser();
     let pool = own_pool("prom+{n}@mail.test", 16).await;
-    let scenario =
-        external_scenario(&pool, pool.endpoint(), "prom+{n}@mail.test", 16, &format!("{}\n{}", outbox_otp(&pool), load("8s")));
+    let scenario = external_scenario(
+        &pool,
+        pool.endpoint(),
+        "prom+{n}@mail.test",
+        16,
+        &format!("{}\n{}", outbox_otp(&pool), load("8s")),
+    );
     let mut run = LiveRun::start(&scenario, &["--worker", "1/2", "--dashboard", ":0"]).await;
 
     let started = "otp_harness_flows_started_total";
     let (first_text, first) = loop {
         let text = run.get("/metrics").await;
         let parsed = parse(&python, &text).await;
-        if sum(&parsed, started) > 0.0 {
+        if sum(&parsed.samples, started) > 0.0 {
             break (text, parsed);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -345,7 +395,7 @@ async fn metrics_scraped_twice_mid_run_parse_and_grow() {
     let (second_text, second) = loop {
         let text = run.get("/metrics").await;
         let parsed = parse(&python, &text).await;
-        if sum(&parsed, started) > sum(&first, started) {
+        if sum(&parsed.samples, started) > sum(&first.samples, started) {
             break (text, parsed);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -353,9 +403,15 @@ async fn metrics_scraped_twice_mid_run_parse_and_grow() {
     let page = run.get("/").await;
     let state = run.get("/api/state").await;
     assert_eq!(run.wait().await, 0, "{}", run.stderr());
+    let families = second.families.clone();
+    let (first, second) = (first.samples, second.samples);
 
     for sample in first.iter().chain(&second) {
-        assert_eq!(sample.labels.get("worker").map(String::as_str), Some("1"), "every series names the worker: {sample:?}");
+        assert_eq!(
+            sample.labels.get("worker").map(String::as_str),
+            Some("1"),
+            "every series names the worker: {sample:?}"
+        );
         assert!(sample.name.starts_with("otp_harness_"), "{sample:?}");
     }
     let kind = |family: &str| second.iter().find(|s| s.family == family).map(|s| s.kind.clone());
@@ -388,11 +444,43 @@ async fn metrics_scraped_twice_mid_run_parse_and_grow() {
             .collect();
         assert!(buckets.len() > 2, "{step} has buckets");
         assert!(buckets.windows(2).all(|w| w[0].value <= w[1].value), "{step}: cumulative");
-        let count = second.iter().find(|s| s.name == "otp_harness_step_duration_seconds_count" && s.labels["step"] == step);
+        let count =
+            second.iter().find(|s| s.name == "otp_harness_step_duration_seconds_count" && s.labels["step"] == step);
         assert_eq!(buckets.last().map(|b| (b.labels["le"].as_str(), b.value)), count.map(|c| ("+Inf", c.value)));
     }
-    assert!(second.iter().any(|s| s.name == "otp_harness_threshold_limit" && s.labels["threshold"] == "login.p99" && s.value == 5.0));
-    assert!(second.iter().any(|s| s.name == "otp_harness_check_observations_total" && s.labels["result"] == "passed" && s.value > 0.0));
+    assert!(
+        second
+            .iter()
+            .any(|s| s.name == "otp_harness_threshold_limit" && s.labels["threshold"] == "login.p99" && s.value == 5.0)
+    );
+    assert!(
+        second.iter().any(|s| s.name == "otp_harness_check_observations_total"
+            && s.labels["result"] == "passed"
+            && s.value > 0.0)
+    );
+
+    // What docs/prometheus.md lists and the Grafana dashboard queries is what /metrics serves, and back.
+    let served: std::collections::BTreeSet<&str> = families.keys().map(String::as_str).collect();
+    let named = |text: &str| -> std::collections::BTreeSet<String> {
+        let re = regex::Regex::new(r"otp_harness_[a-z_]+").expect("regex");
+        re.find_iter(text)
+            .map(|m| {
+                let name = m.as_str();
+                let base = ["_bucket", "_total"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name);
+                base.to_string()
+            })
+            .collect()
+    };
+    let doc = std::fs::read_to_string(repo_file("docs/prometheus.md")).expect("docs/prometheus.md");
+    let grafana = std::fs::read_to_string(repo_file("docs/grafana/otp-harness.json")).expect("the Grafana dashboard");
+    let dashboard: Value = serde_json::from_str(&grafana).expect("the dashboard is JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 5), "panels");
+    for name in named(&doc).iter().chain(&named(&grafana)) {
+        assert!(served.contains(name.as_str()), "{name} is documented or queried but not served: {served:?}");
+    }
+    for family in &served {
+        assert!(named(&doc).contains(*family), "{family} is served but not in docs/prometheus.md");
+    }
 
     let codes: Vec<String> = pool
         .state()
@@ -405,7 +493,12 @@ async fn metrics_scraped_twice_mid_run_parse_and_grow() {
         .collect();
     assert!(codes.len() > 5, "codes were mailed: {}", codes.len());
     assert_clean(
-        [("/metrics (first)", first_text.as_str()), ("/metrics (second)", &second_text), ("/", &page), ("/api/state", &state)],
+        [
+            ("/metrics (first)", first_text.as_str()),
+            ("/metrics (second)", &second_text),
+            ("/", &page),
+            ("/api/state", &state),
+        ],
         &Secrets::codes(codes),
     );
 }
@@ -427,7 +520,9 @@ async fn a_port_in_use_or_a_bad_address_stops_the_run_before_it_starts() {
     assert_eq!(in_use.stderr.lines().count(), 1, "one clear error: {}", in_use.stderr);
     assert!(in_use.dir.is_none(), "nothing ran: no run folder");
 
-    for (addr, says) in [("mail.example.test:80", "is not an address"), ("224.0.0.1:9470", "not an address a server can listen on")] {
+    for (addr, says) in
+        [("mail.example.test:80", "is not an address"), ("224.0.0.1:9470", "not an address a server can listen on")]
+    {
         let bad = run_with_args(&scenario, &["--dashboard", addr]).await;
         assert_eq!(bad.code, 2, "{addr}: {}", bad.explain());
         assert!(bad.stderr.contains(says) && bad.stderr.lines().count() == 1, "{addr}: {}", bad.stderr);

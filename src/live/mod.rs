@@ -189,8 +189,9 @@ impl Dashboard {
         }
     }
 
-    /// Takes a last sample, shows the verdict and the report files, lingers if asked, and stops.
-    pub async fn finish(self, end: End) {
+    /// Takes a last sample and shows the verdict and the report files to every open page; then stops,
+    /// or, with a linger time, hands back the still-serving dashboard (`Lingering`).
+    pub async fn finish(self, end: End) -> Option<Lingering> {
         let sampler = self.sampler.lock().take();
         if let Some(task) = sampler {
             // The sampler takes its last sample as it stops.
@@ -204,16 +205,44 @@ impl Dashboard {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
-        if !self.linger.is_zero() && !crate::interrupt::requested() {
-            eprintln!(
-                "dashboard: the final page stays up for {} (Ctrl-C ends it)",
-                humantime::format_duration(self.linger)
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(self.linger) => {}
-                _ = crate::interrupt::cancelled() => {}
-            }
+        let lingering = Lingering { stop: self.stop, server: self.server, linger: self.linger };
+        if lingering.linger.is_zero() || crate::interrupt::requested() {
+            lingering.stop().await;
+            return None;
         }
+        Some(lingering)
+    }
+}
+
+/// A finished run's dashboard still serving its final page and report files (`--dashboard-linger`).
+pub struct Lingering {
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    linger: Duration,
+}
+
+impl std::fmt::Debug for Lingering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lingering").field("linger", &self.linger).finish()
+    }
+}
+
+impl Lingering {
+    /// Serves for the linger time (a stop signal ends it sooner), then stops.
+    pub async fn wait(self) {
+        eprintln!(
+            "dashboard: the final page stays up for {} (Ctrl-C ends it)",
+            humantime::format_duration(self.linger)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(self.linger) => {}
+            _ = crate::interrupt::cancelled() => {}
+        }
+        self.stop().await;
+    }
+
+    /// Stops serving now.
+    pub async fn stop(self) {
         background::finish(&self.stop, self.server, Duration::from_secs(1)).await;
     }
 }

@@ -9,7 +9,7 @@ use crate::report::html::{COLORS, HEIGHT, MARGIN_BOTTOM, MARGIN_LEFT, MARGIN_RIG
 /// What the live page adds to report.html's style sheet.
 const LIVE_STYLE: &str = ".badge.run{background:#1565c0}.cols{display:flex;gap:28px;flex-wrap:wrap}.cols>div{flex:1;min-width:300px}\
 #now td{font-size:20px;text-align:right;min-width:90px}#now th{font-weight:normal;font-size:12px}\
-.small svg{width:420px;height:auto}.grid{display:flex;flex-wrap:wrap;gap:12px}#final{margin:12px 0}";
+.small svg{display:block}.grid{display:flex;flex-wrap:wrap;gap:12px}#final{margin:12px 0}";
 
 /// The page for the run described by `info`.
 pub fn render(info: &Info) -> String {
