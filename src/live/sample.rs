@@ -415,7 +415,8 @@ fn sample(shared: &Shared, feed: &Feed, previous: &mut Previous) {
             continue;
         }
         if !delta.is_empty() {
-            let ms = |q: f64| (delta.value_at_quantile(q) as f64 / 1000.0 * 1000.0).round() / 1000.0;
+            // Whole microseconds, as milliseconds.
+            let ms = |q: f64| delta.value_at_quantile(q) as f64 / 1000.0;
             steps.insert(step.name(), Percentiles { p50: ms(0.5), p90: ms(0.9), p99: ms(0.99), n: delta.len() });
         }
     }
