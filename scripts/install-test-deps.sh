@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine, and nothing it already has:
 #   - Dovecot (dovecot-imapd, dovecot-lmtpd) from Debian: the real IMAP server codes are read from;
 #   - moto's S3 server ("moto[server]" from PyPI) in ./.venv: the real S3 server receipt-rule mail goes to;
-#   - Chromium from Debian: report.html is opened headless and its charts checked.
+#   - Chromium from Debian: report.html and the live dashboard are opened headless and their charts checked;
+#   - the deploy-file linters, Prometheus's Python client and the trigger fixtures' npm packages.
 # Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,10 +54,21 @@ fi
 # The Node.js packages the trigger fixtures in tests/triggers require (@aws-sdk/client-ses and
 # client-sesv2, pinned in its package-lock.json), installed with npm ci; Node.js itself must be on the PATH.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "error: the trigger tests need Node.js and npm on the PATH (e.g. apt-get install nodejs npm)" >&2; exit 1
+  echo "installing Node.js and npm (the trigger fixtures' runtime)…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -f tests/triggers/node_modules/.package-lock.json ] \
    || [ tests/triggers/package-lock.json -nt tests/triggers/node_modules/.package-lock.json ]; then
   echo "installing the trigger fixtures' npm packages (tests/triggers)…"
   (cd tests/triggers && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# Prometheus's own Python client, whose text-format parser reads what the live dashboard's /metrics
+# serves (tests/live_dashboard.rs), pinned, into the same .venv.
+PROMETHEUS_CLIENT="prometheus-client==0.26.0"
+if ! .venv/bin/python -c "import sys; from importlib.metadata import version; sys.exit(version('prometheus-client') != '${PROMETHEUS_CLIENT#*==}')" 2>/dev/null; then
+  echo "installing $PROMETHEUS_CLIENT into .venv…"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "$PROMETHEUS_CLIENT"
 fi

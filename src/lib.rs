@@ -13,6 +13,7 @@ pub mod compare;
 pub mod exit;
 pub mod flows;
 pub mod interrupt;
+pub mod live;
 pub mod logging;
 pub mod merge;
 pub mod metrics;

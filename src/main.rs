@@ -49,6 +49,15 @@ enum Command {
         /// run before the load, with exit 3).
         #[arg(long)]
         no_preflight: bool,
+        /// Serve a live dashboard and Prometheus `/metrics` while the run lasts, on ADDR: PORT, :PORT,
+        /// IP:PORT (0.0.0.0:PORT to be scraped from other machines), :0 for any free port. Without
+        /// ADDR: 127.0.0.1:9470 (with --worker I/N: port 9470+I). Put it after the scenario file.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+        dashboard: Option<String>,
+        /// Keep the dashboard's final page and report links up this long after the run (Ctrl-C ends it
+        /// sooner), e.g. 10m.
+        #[arg(long, value_name = "DURATION", requires = "dashboard", value_parser = humantime::parse_duration)]
+        dashboard_linger: Option<std::time::Duration>,
     },
     /// Check a pool, its app client, the account's SES and Cognito's quotas against what the scenario
     /// will ask of them, before any sign-in.
@@ -172,10 +181,26 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run { scenario, out, check, worker, provision, cleanup, no_preflight } => {
-                let options =
-                    otp_harness::run::RunOptions { report_dir: out, skip_preflight: no_preflight, provision, cleanup };
-                run_scenario(scenario, options, check, worker).await
+            Command::Run {
+                scenario,
+                out,
+                check,
+                worker,
+                provision,
+                cleanup,
+                no_preflight,
+                dashboard,
+                dashboard_linger,
+            } => {
+                let options = otp_harness::run::RunOptions {
+                    report_dir: out,
+                    skip_preflight: no_preflight,
+                    provision,
+                    cleanup,
+                    dashboard: None,
+                };
+                let live = dashboard.map(|addr| (addr, dashboard_linger.unwrap_or_default()));
+                run_scenario(scenario, options, check, worker, live).await
             }
             Command::Preflight { scenario, out } => preflight(scenario, out).await,
             Command::Users(command) => users(command).await,
@@ -199,17 +224,22 @@ fn main() -> ExitCode {
 
 async fn run_scenario(
     path: PathBuf,
-    options: otp_harness::run::RunOptions,
+    mut options: otp_harness::run::RunOptions,
     check_only: bool,
     worker: Option<String>,
+    dashboard: Option<(String, std::time::Duration)>,
 ) -> ExitCode {
+    let slice = match worker.as_deref().map(otp_harness::scenario::WorkerSlice::parse).transpose() {
+        Ok(slice) => slice,
+        Err(e) => {
+            eprintln!("error: --worker: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let load = || -> Result<otp_harness::scenario::Scenario, String> {
         let scenario = otp_harness::scenario::Scenario::load(&path).map_err(|e| e.to_string())?;
-        match worker {
-            Some(text) => {
-                let slice = otp_harness::scenario::WorkerSlice::parse(&text).map_err(|e| format!("--worker: {e}"))?;
-                scenario.for_worker(slice).map_err(|e| e.to_string())
-            }
+        match slice {
+            Some(slice) => scenario.for_worker(slice).map_err(|e| e.to_string()),
             None => Ok(scenario),
         }
     };
@@ -220,6 +250,17 @@ async fn run_scenario(
             return ExitCode::from(exit::USAGE);
         }
     };
+    // The dashboard's address is checked and bound before anything else happens.
+    if let Some((addr, linger)) = dashboard {
+        let bound = otp_harness::live::parse_addr(&addr, slice).and_then(otp_harness::live::Listener::bind);
+        match bound {
+            Ok(listener) => options.dashboard = Some(otp_harness::live::Options { listener, worker: slice, linger }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    }
     if check_only {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;
@@ -229,6 +270,9 @@ async fn run_scenario(
         Ok(output) => {
             print!("{}", otp_harness::report::console::render(&output.result));
             println!("  reports: {}", output.report_dir.display());
+            if let Some(dashboard) = output.dashboard {
+                dashboard.wait().await;
+            }
             ExitCode::from(output.result.exit_code)
         }
         Err(e) => {

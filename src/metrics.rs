@@ -125,6 +125,8 @@ pub struct Metrics {
     /// Since the last `take_intervals`, tagged `step` or `flow/step`.
     intervals: Mutex<BTreeMap<String, Histogram<u64>>>,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// The same errors by the flow they happened in (those outside a flow are not here).
+    flow_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
     flows: Mutex<BTreeMap<&'static str, FlowCounts>>,
     /// Open model: starts no free virtual user could take at their intended time.
     dropped: AtomicU64,
@@ -167,6 +169,7 @@ impl Metrics {
             by_flow: Mutex::new(BTreeMap::new()),
             intervals: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
+            flow_errors: Mutex::new(BTreeMap::new()),
             flows: Mutex::new(BTreeMap::new()),
             dropped: AtomicU64::new(0),
             late: AtomicU64::new(0),
@@ -230,6 +233,23 @@ impl Metrics {
     /// An error by its type (`TooManyRequestsException`, `OtpTimeout`, …).
     pub fn count_error(&self, type_name: &str) {
         *self.errors.lock().entry(type_name.to_string()).or_insert(0) += 1;
+    }
+
+    /// An error by its type, in `flow` (counted by type as `count_error` does, and by flow).
+    pub fn count_error_in(&self, flow: Option<&'static str>, type_name: &str) {
+        self.count_error(type_name);
+        if let Some(flow) = flow {
+            *self.flow_errors.lock().entry((flow, type_name.to_string())).or_insert(0) += 1;
+        }
+    }
+
+    /// Errors by flow, then type (only those counted with their flow).
+    pub fn flow_errors(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((flow, kind), n) in self.flow_errors.lock().iter() {
+            out.entry(flow.to_string()).or_default().insert(kind.clone(), *n);
+        }
+        out
     }
 
     pub fn flow_started(&self, flow: &'static str) {
@@ -327,6 +347,11 @@ mod tests {
         m.count_error("TooManyRequestsException");
         m.count_error("OtpTimeout");
         assert_eq!((m.throttled(), m.error_count()), (1, 1));
+        m.count_error_in(Some("login"), "TooManyRequestsException");
+        m.count_error_in(None, "OtpTimeout");
+        assert_eq!((m.throttled(), m.error_count()), (2, 2), "counted by type either way");
+        assert_eq!(m.flow_errors()["login"]["TooManyRequestsException"], 1);
+        assert_eq!(m.flow_errors().len(), 1, "an error outside a flow has no flow");
         assert_eq!(m.flow_steps()["login"]["initiate"].count, 100, "the failure had no flow");
         let intervals = m.take_intervals();
         assert_eq!(intervals["initiate"].len(), 100);

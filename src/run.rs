@@ -1,7 +1,8 @@
 //! `otp-harness run`, read top to bottom as the run's sequence: resolve the target (starting the
 //! embedded pool for `local`), create the test users if asked, the preflight, connect the OTP source and fetch the JWKS (failures here: exit 3), plan
 //! the checks, run the probes, then the load, judge code randomness and the thresholds, stop what was
-//! started, write the reports, and delete the test users if asked.
+//! started, write the reports, and delete the test users if asked. With `--dashboard`, the live page
+//! (`live`) serves from before the first step to after the reports, told each phase.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::checks::randomness;
 use crate::checks::tokens::TokenChecker;
 use crate::cognito::{CognitoClient, ResolvedTarget};
 use crate::flows::{FlowContext, probes};
+use crate::live::{self, Dashboard};
 use crate::metrics::Metrics;
 use crate::otp::OtpSource;
 use crate::pool::RunningPool;
@@ -19,6 +21,7 @@ use crate::preflight;
 use crate::provision;
 use crate::report::assemble::{Finished, assemble};
 use crate::report::hlog::HlogRecorder;
+use crate::report::timeline::TimelineRecorder;
 use crate::report::{self, RunResult};
 use crate::scenario::{Probe, Scenario, ScenarioError};
 use crate::target::{self, TargetError};
@@ -35,6 +38,8 @@ pub struct RunOptions {
     pub provision: bool,
     /// Delete the test users afterwards, whatever the run's outcome (`--cleanup`).
     pub cleanup: bool,
+    /// The live dashboard and `/metrics` (`--dashboard`), its listener already bound; None: nothing runs.
+    pub dashboard: Option<live::Options>,
 }
 
 /// Why a run did not produce a result.
@@ -68,11 +73,60 @@ impl From<TargetError> for RunError {
 pub struct RunOutput {
     pub result: RunResult,
     pub report_dir: PathBuf,
+    /// With `--dashboard-linger`: the dashboard, still serving the final page; wait on it last.
+    pub dashboard: Option<live::Lingering>,
 }
 
 /// Runs a scenario to the end: test users created first and deleted after if asked, the preflight
 /// before anything signs in.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput, RunError> {
+    let dashboard = match &options.dashboard {
+        Some(live) => Some(Dashboard::start(live, scenario).map_err(RunError::CannotRun)?),
+        None => None,
+    };
+    let mut outcome = run_with(scenario, options, dashboard.as_ref()).await;
+    if let Some(dashboard) = dashboard {
+        let lingering = dashboard.finish(live_end(&outcome)).await;
+        if let Ok(output) = &mut outcome {
+            output.dashboard = lingering;
+        } else if let Some(lingering) = lingering {
+            // The error is printed by the caller at once; the page has shown it.
+            lingering.stop().await;
+        }
+    }
+    outcome
+}
+
+/// How the run ended, as the live page shows it.
+fn live_end(outcome: &Result<RunOutput, RunError>) -> live::End {
+    match outcome {
+        Ok(output) => {
+            let mut files: Vec<String> = std::fs::read_dir(&output.report_dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            live::End::Finished {
+                headline: output.result.verdict.headline().to_string(),
+                exit_code: output.result.exit_code,
+                report_dir: output.report_dir.clone(),
+                files,
+            }
+        }
+        Err(e) => live::End::Failed { message: e.to_string(), exit_code: e.exit_code() },
+    }
+}
+
+async fn run_with(
+    scenario: &Scenario,
+    options: &RunOptions,
+    dashboard: Option<&Dashboard>,
+) -> Result<RunOutput, RunError> {
     let started_at = SystemTime::now();
     let (target, pool) = target::resolve(scenario).await?;
     let deployed = pool.is_none();
@@ -85,8 +139,11 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunOutput,
             return Err(RunError::CannotRun(e));
         }
     }
-    let result = run_on_target(scenario, options, started_at, target.clone(), pool).await;
+    let result = run_on_target(scenario, options, started_at, target.clone(), pool, dashboard).await;
     if options.cleanup && deployed {
+        if let Some(dashboard) = dashboard {
+            dashboard.phase("cleanup");
+        }
         cleanup_users(scenario, &target).await;
     }
     result
@@ -143,13 +200,20 @@ async fn run_on_target(
     started_at: SystemTime,
     target: ResolvedTarget,
     pool: Option<RunningPool>,
+    dashboard: Option<&Dashboard>,
 ) -> Result<RunOutput, RunError> {
     let started = Instant::now();
+    let phase = |name: &'static str| {
+        if let Some(dashboard) = dashboard {
+            dashboard.phase(name);
+        }
+    };
     let report_dir =
         report::run_dir(options.report_dir.as_ref().unwrap_or(&scenario.report.dir), &scenario.name, started_at);
     let checked = if options.skip_preflight {
         None
     } else {
+        phase("preflight");
         match preflight_gate(scenario, &target, &report_dir).await {
             Ok(checked) => Some(checked),
             Err(e) => {
@@ -180,8 +244,14 @@ async fn run_on_target(
         checked.write(&report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
     }
 
+    if let Some(dashboard) = dashboard {
+        dashboard.watch(live_feed(&ctx, scenario, pool.as_ref()));
+    }
+    phase("probes");
     probes::run_all(&ctx.with_metrics(Arc::new(Metrics::new())), scenario).await;
+    phase("load");
     let mut load = run_load(&ctx, scenario, &report_dir).await?;
+    phase("reports");
     for (auth, row) in scenario.probe_plan() {
         if row.probe == Probe::CodeRandomness
             && let Some(counts) = ctx.codes.get(&auth)
@@ -211,7 +281,22 @@ async fn run_on_target(
         notes: load.notes,
     });
     report::write_all(&result, &report_dir).map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
-    Ok(RunOutput { result, report_dir })
+    Ok(RunOutput { result, report_dir, dashboard: None })
+}
+
+/// What the live dashboard samples: the run's metrics, checks, mail and embedded pool.
+fn live_feed(ctx: &Arc<FlowContext>, scenario: &Scenario, pool: Option<&RunningPool>) -> live::Feed {
+    let (verdicts, mailroom) = (Arc::clone(&ctx.verdicts), Arc::clone(&ctx.mailroom));
+    let pool = pool.map(|p| Arc::clone(p.state()));
+    live::Feed {
+        metrics: Arc::clone(&ctx.metrics),
+        checks: Box::new(move || verdicts.results()),
+        mail: Box::new(move || mailroom.counts()),
+        pool: pool.map(|state| -> Box<dyn Fn() -> serde_json::Value + Send + Sync> {
+            Box::new(move || serde_json::to_value(state.stats_snapshot()).unwrap_or_default())
+        }),
+        thresholds: scenario.thresholds().to_vec(),
+    }
 }
 
 /// How the load went, for the reports.
@@ -242,9 +327,15 @@ async fn run_load(
         SystemTime::now(),
     )
     .map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
+    let timeline =
+        TimelineRecorder::start(report_dir, Arc::clone(&ctx.metrics), scenario.report.hlog_interval, started)
+            .map_err(|e| RunError::CannotRun(format!("{e:#}")))?;
     let end = workload::run(Arc::clone(ctx), scenario, report_dir).await;
     if let Err(e) = hlog.finish().await {
         outcome.notes.push(format!("the latency log is incomplete: {e:#}"));
+    }
+    if let Err(e) = timeline.finish().await {
+        outcome.notes.push(format!("the timeline of sign-ins and errors is incomplete: {e:#}"));
     }
     if let Some(signal) = end.interrupted {
         outcome.notes.push(format!("interrupted by {signal}: the results cover what ran"));

@@ -1,5 +1,6 @@
 //! report.html opens in headless Chromium (Debian's `chromium`) with no network and renders its charts:
-//! the DOM Chromium builds holds the three charts with their lines, and the screenshot is a full page.
+//! the DOM Chromium builds holds the charts with their lines — sign-ins, errors and throttling one line
+//! per flow kind among them, axis ticks on round values — and the screenshot is a full page.
 
 mod support;
 
@@ -60,6 +61,46 @@ async fn the_html_report_renders_its_charts_offline() {
         assert!(svg.contains("points=\"") && !svg.contains("points=\"\""), "{chart}: lines have points");
     }
     assert!(dom.contains("id=\"verdict\"") && dom.contains("PASS"), "the verdict is on the page");
+    // Sign-ins, errors and throttling per second over time, two lines per flow kind (login, retry, lockout).
+    for chart in ["sign-ins-over-time", "errors-over-time"] {
+        let start = dom.find(&format!("<svg id=\"{chart}\"")).unwrap_or_else(|| panic!("{chart} in the DOM"));
+        let svg = &dom[start..start + dom[start..].find("</svg>").expect("closed")];
+        for flow in ["login", "retry", "lockout"] {
+            assert!(svg.contains(&format!("data-name=\"{flow} ")), "{chart}: a line for {flow}");
+        }
+        assert_eq!(svg.matches("<polyline").count(), 6, "{chart}: two lines per flow kind");
+    }
+    // Axis ticks fall on round values: evenly spaced by 1, 2, 2.5 or 5 times a power of ten.
+    for chart in ["latency-over-time", "throughput-over-time", "sign-ins-over-time"] {
+        let start = dom.find(&format!("<svg id=\"{chart}\"")).expect("chart");
+        let svg = &dom[start..start + dom[start..].find("</svg>").expect("closed")];
+        let ticks: Vec<(bool, f64)> = svg
+            .split("<text class=\"tick\"")
+            .skip(1)
+            .map(|t| {
+                let x_axis = t.split('>').next().is_some_and(|attrs| attrs.contains("middle"));
+                let label = t.split('>').nth(1).and_then(|l| l.split('<').next()).expect("a label");
+                (x_axis, label.parse::<f64>().unwrap_or_else(|_| panic!("{chart}: tick {label:?} is a number")))
+            })
+            .collect();
+        for axis in [true, false] {
+            let values: Vec<f64> = ticks.iter().filter(|t| t.0 == axis).map(|t| t.1).collect();
+            assert!(values.len() >= 3, "{chart}: ticks on each axis: {values:?}");
+            let step = values[1] - values[0];
+            let magnitude = 10f64.powf(step.log10().floor());
+            let mantissa = step / magnitude;
+            assert!(
+                [1.0, 2.0, 2.5, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+                "{chart}: a round step, not {step} ({values:?})"
+            );
+            for (k, v) in values.iter().enumerate() {
+                assert!(
+                    (v - (values[0] + step * k as f64)).abs() < 1e-6 && (v / step - (v / step).round()).abs() < 1e-6,
+                    "{chart}: {values:?}"
+                );
+            }
+        }
+    }
 
     let shot = tempfile::tempdir().expect("shot");
     let png = shot.path().join("report.png");

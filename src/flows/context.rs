@@ -257,7 +257,7 @@ impl FlowContext {
             Err(e) => {
                 let error = StepError::Otp(e);
                 self.record_failure(Step::OtpDelivery, &error.type_name());
-                self.metrics.count_error(&error.type_name());
+                self.count_error(&error.type_name());
                 Err(error)
             }
         }
@@ -272,7 +272,7 @@ impl FlowContext {
         match error {
             None => self.record(step, elapsed, true),
             Some(e) => {
-                self.metrics.count_error(&e.type_name);
+                self.count_error(&e.type_name);
                 if let Some(hint) = e.hint() {
                     self.diagnoses.lock().insert(hint);
                 }
@@ -282,6 +282,11 @@ impl FlowContext {
                 }
             }
         }
+    }
+
+    /// An error by its type, under the current flow.
+    pub(super) fn count_error(&self, type_name: &str) {
+        self.metrics.count_error_in(current_flow(), type_name);
     }
 
     /// A step answered in `elapsed`, into the metrics (under the current flow) and the step recorder.

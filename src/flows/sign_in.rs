@@ -67,7 +67,7 @@ impl FlowContext {
         let answer = self.respond(&challenge, &delivery.code, |r| matches!(r, Ok(AuthAnswer::Tokens(_)))).await;
         if delivery.uncertain && !matches!(answer, Ok(AuthAnswer::Tokens(_))) {
             // Perhaps the late mail of an earlier, timed-out wait: no proof of a defect.
-            self.metrics.count_error("PossiblyStaleCode");
+            self.count_error("PossiblyStaleCode");
             return end(FlowOutcome::Errored);
         }
         match answer {
@@ -110,7 +110,7 @@ impl FlowContext {
                     }
                 }
                 Err(e) if e.is_refusal() => problems.push(format!("GetUser refused the access token: {e}")),
-                Err(e) => self.metrics.count_error(&e.type_name),
+                Err(e) => self.count_error(&e.type_name),
             }
         }
         if problems.is_empty() {

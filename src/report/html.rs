@@ -1,7 +1,9 @@
 //! `report.html`: one self-contained file that works offline (no script, no CDN, no font download):
 //! the verdict, checks and thresholds, and inline SVG charts drawn from `latency.hlog` — latency over
 //! time (p50 and p99 per interval), throughput over time (answers per second per step) and the
-//! percentile spectrum of each step over the whole run.
+//! percentile spectrum of each step over the whole run — and from `timeline.jsonl`: sign-ins, errors
+//! and throttled answers per second over time, one line per flow kind. Axis ticks fall on round
+//! values. The live dashboard (`live`) shares its style sheet, colours and chart geometry.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,17 +11,20 @@ use std::fmt::Write;
 use hdrhistogram::Histogram;
 
 use super::hlog::LoggedInterval;
+use super::timeline::{Counts, Rates};
 use super::{RunResult, Verdict};
 use crate::checks::Status;
 use crate::metrics::{Step, new_histogram};
 
-const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
-const WIDTH: f64 = 860.0;
-const HEIGHT: f64 = 280.0;
-const MARGIN_LEFT: f64 = 64.0;
-const MARGIN_BOTTOM: f64 = 36.0;
-const MARGIN_TOP: f64 = 12.0;
-const MARGIN_RIGHT: f64 = 150.0;
+/// Line colours, in order (steps in pipeline order, flow kinds by name); the live page uses the same.
+pub(crate) const COLORS: [&str; 8] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+pub(crate) const WIDTH: f64 = 860.0;
+pub(crate) const HEIGHT: f64 = 280.0;
+pub(crate) const MARGIN_LEFT: f64 = 64.0;
+pub(crate) const MARGIN_BOTTOM: f64 = 36.0;
+pub(crate) const MARGIN_TOP: f64 = 12.0;
+pub(crate) const MARGIN_RIGHT: f64 = 150.0;
 
 /// A named polyline: (x, y) points.
 struct Series {
@@ -29,8 +34,8 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// The whole page.
-pub fn render(r: &RunResult, intervals: &[LoggedInterval]) -> String {
+/// The whole page, from the run's result, its latency log and its counters' timeline.
+pub fn render(r: &RunResult, intervals: &[LoggedInterval], timeline: &[Counts]) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let verdict = match r.verdict {
         Verdict::Pass => ("pass", r.verdict.headline()),
@@ -89,6 +94,7 @@ pub fn render(r: &RunResult, intervals: &[LoggedInterval]) -> String {
         })
         .collect();
     out.push_str(&chart("throughput-over-time", &throughput, "seconds into the load", "per second", false));
+    out.push_str(&timeline_charts(timeline));
 
     out.push_str(
         "<h2>Percentile spectrum</h2>\n<p>Latency at each percentile over the whole run (x: 1/(1−q), log scale).</p>\n",
@@ -111,13 +117,47 @@ pub fn render(r: &RunResult, intervals: &[LoggedInterval]) -> String {
     out
 }
 
-const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1060px;color:#222}\
+/// The style sheet of report.html and of the live page.
+pub(crate) const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1060px;color:#222}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;margin:8px 0}\
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f4f4f4}td.n{text-align:right}\
 .badge{font-size:13px;padding:2px 8px;border-radius:4px;color:#fff;vertical-align:middle}\
 .pass{background:#2e7d32}.fail{background:#c62828}.warn{background:#ef6c00}.skip{color:#777}\
 .note{background:#fff8e1;padding:6px 10px;border-left:4px solid #ffb300}svg{background:#fff;border:1px solid #eee}\
 footer{margin-top:32px;color:#777;font-size:12px}";
+
+/// Sign-ins per second, and errors and throttled answers per second, over time: one line per flow kind.
+fn timeline_charts(timeline: &[Counts]) -> String {
+    let mut out = String::from(
+        "<h2>Sign-ins over time</h2>\n<p>Flows started (dashed) and succeeded (solid) per second, one line per flow kind.</p>\n",
+    );
+    let flows: Vec<&String> = timeline.last().map(|c| c.flows.keys().collect()).unwrap_or_default();
+    let rates = |flow: &str, pick: fn(&Rates) -> f64| -> Vec<(f64, f64)> {
+        timeline.windows(2).map(|w| (w[1].secs, pick(&Rates::between(&w[0], &w[1], flow)))).collect()
+    };
+    let mut sign_ins = Vec::new();
+    let mut errors = Vec::new();
+    for (i, flow) in flows.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let line = |what: &str, dashed: bool, pick: fn(&Rates) -> f64| Series {
+            name: format!("{flow} {what}"),
+            color,
+            dashed,
+            points: rates(flow, pick),
+        };
+        sign_ins.push(line("succeeded", false, |r| r.succeeded));
+        sign_ins.push(line("started", true, |r| r.started));
+        errors.push(line("errors", false, |r| r.errors));
+        errors.push(line("throttled", true, |r| r.throttled));
+    }
+    out.push_str(&chart("sign-ins-over-time", &sign_ins, "seconds into the load", "per second", false));
+    out.push_str(
+        "<h2>Errors and throttling over time</h2>\n<p>Error answers (solid) and throttled answers (dashed) per second, \
+         one line per flow kind: where a capacity test's knee shows.</p>\n",
+    );
+    out.push_str(&chart("errors-over-time", &errors, "seconds into the load", "per second", false));
+    out
+}
 
 fn checks_table(r: &RunResult) -> String {
     let mut out = String::from(
@@ -234,15 +274,16 @@ fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// An SVG line chart with axes, ticks and a legend.
+/// An SVG line chart with axes, ticks on round values and a legend.
 fn chart(id: &str, series: &[Series], x_label: &str, y_label: &str, spectrum: bool) -> String {
     let points: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.points.iter()).collect();
     if points.is_empty() {
         return format!("<p id=\"{id}\" class=\"skip\">No measurements to chart.</p>\n");
     }
-    let x_max = points.iter().map(|p| p.0).fold(0.0f64, f64::max).max(1e-9);
-    let x_min = if spectrum { 0.0 } else { points.iter().map(|p| p.0).fold(f64::MAX, f64::min).min(x_max) };
-    let y_max = nice_ceiling(points.iter().map(|p| p.1).fold(0.0f64, f64::max));
+    let data_x_max = points.iter().map(|p| p.0).fold(0.0f64, f64::max);
+    let data_x_min = points.iter().map(|p| p.0).fold(f64::MAX, f64::min).min(data_x_max);
+    let (x_min, x_max, x_step) = if spectrum { (0.0, 4.0, 1.0) } else { axis(data_x_min.min(0.0), data_x_max, 6) };
+    let (_, y_max, y_step) = axis(0.0, points.iter().map(|p| p.1).fold(0.0f64, f64::max), 4);
     let plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
     let plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM;
     let sx = |x: f64| MARGIN_LEFT + (x - x_min) / (x_max - x_min).max(1e-9) * plot_w;
@@ -251,17 +292,16 @@ fn chart(id: &str, series: &[Series], x_label: &str, y_label: &str, spectrum: bo
         "<svg id=\"{id}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\">\n"
     );
     // Axes and grid.
-    for k in 0..=4 {
-        let y = y_max * f64::from(k) / 4.0;
+    for y in ticks(0.0, y_max, y_step) {
         let _ = writeln!(
             out,
-            "<line x1=\"{MARGIN_LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            "<line x1=\"{MARGIN_LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
             MARGIN_LEFT + plot_w,
             sy(y),
             sy(y),
             MARGIN_LEFT - 6.0,
             sy(y) + 4.0,
-            trim(y)
+            tick_label(y, y_step)
         );
     }
     let x_ticks: Vec<(f64, String)> = if spectrum {
@@ -270,12 +310,12 @@ fn chart(id: &str, series: &[Series], x_label: &str, y_label: &str, spectrum: bo
             .map(|(x, l)| (*x, l.to_string()))
             .collect()
     } else {
-        (0..=5).map(|k| x_min + (x_max - x_min) * f64::from(k) / 5.0).map(|x| (x, trim(x))).collect()
+        ticks(x_min, x_max, x_step).into_iter().map(|x| (x, tick_label(x, x_step))).collect()
     };
     for (x, label) in x_ticks {
         let _ = writeln!(
             out,
-            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#eee\"/><text class=\"tick\" x=\"{0:.1}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
             sx(x),
             MARGIN_TOP,
             MARGIN_TOP + plot_h,
@@ -319,21 +359,47 @@ fn chart(id: &str, series: &[Series], x_label: &str, y_label: &str, spectrum: bo
     out
 }
 
-fn nice_ceiling(v: f64) -> f64 {
-    if v <= 0.0 {
+/// A round step (1, 2, 2.5 or 5 times a power of ten) at least `raw`.
+pub(crate) fn nice_step(raw: f64) -> f64 {
+    if !raw.is_finite() || raw <= 0.0 {
         return 1.0;
     }
-    let magnitude = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|c| *c >= v).unwrap_or(10.0 * magnitude)
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|c| *c >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * magnitude)
 }
 
-fn trim(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
+/// An axis over `[low, high]` with about `count` intervals: (start, end, step), both ends on multiples
+/// of the round step. An empty range becomes 0 to 1.
+pub(crate) fn axis(low: f64, high: f64, count: u32) -> (f64, f64, f64) {
+    let (low, high) = if high > low { (low, high) } else { (low.min(0.0), low.max(0.0) + 1.0) };
+    let step = nice_step((high - low) / f64::from(count.max(1)));
+    ((low / step).floor() * step, (high / step - 1e-9).ceil() * step, step)
+}
+
+/// Every multiple of `step` from `low` to `high`.
+pub(crate) fn ticks(low: f64, high: f64, step: f64) -> Vec<f64> {
+    let first = (low / step).round() as i64;
+    let last = (high / step).round() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// A tick's label with as many decimals as its step needs (0, 50, 100; 0.5, 1.0; 0.25, 0.50).
+pub(crate) fn tick_label(value: f64, step: f64) -> String {
+    let mut decimals = 0usize;
+    while decimals < 6
+        && ((step * 10f64.powi(decimals as i32)).round() - step * 10f64.powi(decimals as i32)).abs() > 1e-6
+    {
+        decimals += 1;
+    }
+    let text = format!("{value:.decimals$}");
+    if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() {
+        text[1..].to_string()
     } else {
-        format!("{v:.2}")
+        text
     }
 }
 
@@ -344,11 +410,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nice_ceilings_round_up() {
-        assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(7.3), 10.0);
-        assert_eq!(nice_ceiling(180.0), 200.0);
-        assert_eq!(nice_ceiling(2.2), 2.5);
+    fn axes_fall_on_round_values() {
+        assert_eq!(axis(1.0, 120.0, 6), (0.0, 120.0, 20.0));
+        assert_eq!(axis(0.0, 48.8, 4), (0.0, 60.0, 20.0));
+        assert_eq!(nice_step(12.2), 20.0);
+        assert_eq!(nice_step(2.2), 2.5);
+        assert_eq!(nice_step(0.0), 1.0);
+        assert_eq!(axis(0.0, 0.0, 4), (0.0, 1.0, 0.25));
+        assert_eq!(ticks(0.0, 1.0, 0.25), [0.0, 0.25, 0.5, 0.75, 1.0]);
+        let labels: Vec<String> = ticks(0.0, 150.0, 50.0).iter().map(|v| tick_label(*v, 50.0)).collect();
+        assert_eq!(labels, ["0", "50", "100", "150"]);
+        assert_eq!(tick_label(0.5, 0.5), "0.5");
+        assert_eq!(tick_label(0.5, 0.25), "0.50");
+        assert_eq!(tick_label(7.0, 2.5), "7.0");
+    }
+
+    #[test]
+    fn a_chart_draws_round_ticks() {
+        let series =
+            [Series { name: "s".into(), color: COLORS[0], dashed: false, points: vec![(1.0, 0.3), (24.9, 48.8)] }];
+        let svg = chart("t", &series, "s", "ms", false);
+        let labels: Vec<&str> =
+            svg.split("<text class=\"tick\"").skip(1).filter_map(|t| t.split('>').nth(1)?.split('<').next()).collect();
+        assert_eq!(labels, ["0", "20", "40", "60", "0", "5", "10", "15", "20", "25"], "{svg}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,7 @@ impl RunResult {
 }
 
 /// Writes every report into `dir` (created); returns the paths written. `report.html` draws its
-/// charts from the folder's `latency.hlog`, so that must be complete first.
+/// charts from the folder's `latency.hlog` and `timeline.jsonl`, so those must be complete first.
 pub fn write_all(result: &RunResult, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = dir.join(hlog::FILE);
@@ -132,11 +133,20 @@ pub fn write_all(result: &RunResult, dir: &Path) -> anyhow::Result<Vec<PathBuf>>
     } else {
         Vec::new()
     };
+    let timeline_path = dir.join(timeline::FILE);
+    let timeline = if timeline_path.exists() {
+        timeline::read(&timeline_path).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "timeline.jsonl cannot be read back; report.html has no rate charts");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     let files: [(&str, String); 4] = [
         ("summary.json", json::render(result)?),
         ("summary.md", markdown::render(result)),
         ("junit.xml", junit::render(result)),
-        ("report.html", html::render(result, &intervals)),
+        ("report.html", html::render(result, &intervals, &timeline)),
     ];
     let mut written = Vec::new();
     for (name, content) in files {
