@@ -90,7 +90,16 @@ async fn no_code_or_token_appears_in_any_output() {
     let names: Vec<&str> = outcome.files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["junit.xml", "latency.hlog", "preflight.json", "preflight.junit.xml", "report.html", "summary.json", "summary.md", "timeline.jsonl"],
+        [
+            "junit.xml",
+            "latency.hlog",
+            "preflight.json",
+            "preflight.junit.xml",
+            "report.html",
+            "summary.json",
+            "summary.md",
+            "timeline.jsonl"
+        ],
         "every file read"
     );
     let codes = mailed_codes(&pool);
