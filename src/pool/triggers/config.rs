@@ -59,6 +59,7 @@ pub struct TriggersConfig {
     pub python: String,
     /// Runtime processes each trigger may use at once (each runs one call at a time, as a Lambda
     /// execution environment does); one starts with the pool, more start as the load needs them.
+    /// 0: one per core (more processes than cores only contend for them: see reports/BENCHMARKS.md).
     pub max_runtimes: usize,
     /// A number or boolean in a Create trigger's challenge parameters fails the call with
     /// `InvalidLambdaResponseException`, instead of being turned into its text with a warning in the log.
@@ -76,7 +77,7 @@ impl Default for TriggersConfig {
             environment: BTreeMap::new(),
             node: "node".into(),
             python: "python3".into(),
-            max_runtimes: 4,
+            max_runtimes: 0,
             strict_parameters: false,
         }
     }
@@ -89,6 +90,14 @@ impl TriggersConfig {
             Trigger::Define => self.define.as_deref(),
             Trigger::Create => self.create.as_deref(),
             Trigger::Verify => self.verify.as_deref(),
+        }
+    }
+
+    /// The runtimes each trigger may use: `max_runtimes`, or one per core when it is 0.
+    pub fn runtimes_per_trigger(&self) -> usize {
+        match self.max_runtimes {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
         }
     }
 
@@ -121,8 +130,8 @@ impl TriggersConfig {
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(900) {
             bail!("triggers.timeout must be longer than zero and at most 15m (Cognito's is 5s)");
         }
-        if !(1..=64).contains(&self.max_runtimes) {
-            bail!("triggers.max_runtimes must be between 1 and 64, got {}", self.max_runtimes);
+        if self.max_runtimes > 64 {
+            bail!("triggers.max_runtimes must be between 0 (one per core) and 64, got {}", self.max_runtimes);
         }
         for (key, program) in [("node", &self.node), ("python", &self.python)] {
             if program.trim().is_empty() {
@@ -205,7 +214,7 @@ mod tests {
         };
         assert!(with(|c| c.define = Some("define".into())).contains("triggers.define"));
         assert!(with(|c| c.timeout = Duration::ZERO).contains("triggers.timeout"));
-        assert!(with(|c| c.max_runtimes = 0).contains("max_runtimes"));
+        assert!(with(|c| c.max_runtimes = 65).contains("max_runtimes"));
         assert!(
             with(|c| {
                 c.environment.insert("AWS_REGION".into(), "x".into());

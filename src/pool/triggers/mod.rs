@@ -102,7 +102,7 @@ impl TriggerHost {
                 env,
                 function_name,
             };
-            functions.insert(trigger, RuntimePool::new(spec, triggers.max_runtimes, triggers.timeout));
+            functions.insert(trigger, RuntimePool::new(spec, triggers.runtimes_per_trigger(), triggers.timeout));
         }
         Ok(Some(Self {
             region: config.region.clone(),

@@ -122,7 +122,7 @@ pub struct FunctionStats {
     pub invocations: u64,
     pub handler_errors: u64,
     pub timeouts: u64,
-    /// Runtimes that died during a call (each failed that call only).
+    /// Runtimes that died: during a call (which failed, and only it) or while idle (then never used).
     pub runtime_exits: u64,
     /// Runtimes started (the first one at pool start included).
     pub cold_starts: u64,
