@@ -132,6 +132,16 @@ impl SeenIds {
 
 /// Feeds one parsed mail to the mailroom; true if it carried a code (false: unrelated mail, left alone).
 pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bool {
+    deliver_dated(mailroom, extracted, None)
+}
+
+/// As `deliver`, for a mail the source dates (`arrived`: when it existed there, to the millisecond or
+/// better), so the harness's pickup time is measured.
+pub fn deliver_dated(
+    mailroom: &Mailroom,
+    extracted: Option<extract::Extracted>,
+    arrived: Option<std::time::SystemTime>,
+) -> bool {
     match extracted {
         Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
             if !mailroom.is_ours(&recipients) {
@@ -139,7 +149,7 @@ pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bo
                 mailroom.count_others();
                 return false;
             }
-            mailroom.ingest(&recipients, &code);
+            mailroom.ingest_at(&recipients, &code, arrived);
             true
         }
         _ => {

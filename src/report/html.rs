@@ -13,7 +13,7 @@ use super::{RunResult, Verdict};
 use crate::checks::Status;
 use crate::metrics::{Step, new_histogram};
 
-const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+const COLORS: [&str; 5] = ["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728"];
 const WIDTH: f64 = 860.0;
 const HEIGHT: f64 = 280.0;
 const MARGIN_LEFT: f64 = 64.0;
