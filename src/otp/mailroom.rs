@@ -104,6 +104,10 @@ const KEEP_PER_RECIPIENT: usize = 16;
 pub struct Mailroom {
     inner: Mutex<Inner>,
     seq: AtomicU64,
+    /// Virtual users waiting for a code right now, and a wake-up for a source idling between slow
+    /// polls when one starts to.
+    waiting: AtomicU64,
+    someone_waits: Notify,
     code_mails: AtomicU64,
     ignored: AtomicU64,
     repeated: AtomicU64,
@@ -229,8 +233,43 @@ impl Mailroom {
         }
     }
 
+    /// How many virtual users wait for a code right now.
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when a virtual user starts waiting (at once if one already does).
+    pub async fn someone_waits(&self) {
+        let started = self.someone_waits.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        if self.waiting() > 0 {
+            return;
+        }
+        started.await;
+    }
+
     /// Waits for the newest code to `recipient` that arrived after `mark`, until `timeout`.
     pub async fn wait(
+        &self,
+        recipient: &str,
+        mark: u64,
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<Delivery, WaitError> {
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        self.someone_waits.notify_waiters();
+        self.wait_for(recipient, mark, timeout, settle).await
+    }
+
+    async fn wait_for(
         &self,
         recipient: &str,
         mark: u64,

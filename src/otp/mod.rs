@@ -71,13 +71,36 @@ impl OtpSource {
             }
             OtpSourceKind::S3 => {
                 let options = otp.s3.clone().ok_or_else(|| SourceError::new("s3", "[otp.s3] is missing"))?;
-                let watcher = s3::S3Watcher::connect(options, &target.region, extractor).await?;
-                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+                let mut prefixes = options.prefixes.clone();
+                if prefixes.is_empty() || !options.prefix.is_empty() {
+                    prefixes.insert(0, options.prefix.clone());
+                }
+                let mut tasks = Vec::with_capacity(prefixes.len());
+                for prefix in prefixes {
+                    let one = crate::scenario::S3Options { prefix, prefixes: Vec::new(), ..options.clone() };
+                    let watcher = s3::S3Watcher::connect(one, &target.region, extractor.clone()).await?;
+                    tasks.push(tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped.clone())));
+                }
+                tokio::spawn(async move {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                })
             }
             OtpSourceKind::Imap => {
                 let options = otp.imap.clone().ok_or_else(|| SourceError::new("imap", "[otp.imap] is missing"))?;
-                let watcher = imap::ImapWatcher::connect(options, extractor).await?;
-                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+                let count = options.connections.max(1);
+                let mut tasks = Vec::with_capacity(count);
+                for index in 0..count {
+                    let watcher =
+                        imap::ImapWatcher::connect(options.clone(), extractor.clone()).await?.with_shard(index, count);
+                    tasks.push(tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped.clone())));
+                }
+                tokio::spawn(async move {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                })
             }
         };
         Ok(Self { mailroom, stop, task })
