@@ -1,4 +1,4 @@
-//! Run metrics: an HDR histogram per step (`initiate`, `otp_delivery`, `respond`, `login`) in
+//! Run metrics: an HDR histogram per step (`initiate`, `otp_delivery`, `otp_pickup`, `respond`, `login`) in
 //! microseconds, overall and per flow, successes and failures per step, errors by type, throttling
 //! counted apart, flow outcomes, and the open model's dropped and late starts. Interval histograms
 //! (since the last `take_intervals`) feed the `.hlog`. Thresholds read an `Observed` snapshot.
@@ -20,6 +20,10 @@ pub enum Step {
     Initiate,
     /// From the request that makes the pool mail a code to the code in the virtual user's hand.
     OtpDelivery,
+    /// The harness's own share of `otp_delivery`: from the moment the mail existed in the source (the
+    /// outbox's insertion time, the S3 event's time) to the harness having read it. Recorded only where
+    /// the source tells that moment to the millisecond or better.
+    OtpPickup,
     /// RespondToAuthChallenge round trip.
     Respond,
     /// A whole sign-in, first request to tokens.
@@ -27,12 +31,13 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 4] = [Step::Initiate, Step::OtpDelivery, Step::Respond, Step::Login];
+    pub const ALL: [Step; 5] = [Step::Initiate, Step::OtpDelivery, Step::OtpPickup, Step::Respond, Step::Login];
 
     pub fn name(self) -> &'static str {
         match self {
             Step::Initiate => "initiate",
             Step::OtpDelivery => "otp_delivery",
+            Step::OtpPickup => "otp_pickup",
             Step::Respond => "respond",
             Step::Login => "login",
         }
@@ -117,13 +122,17 @@ pub enum FlowOutcome {
     Nonconforming,
 }
 
+/// An interval histogram's key: the flow (none for the step overall) and the step.
+type IntervalKey = (Option<&'static str>, Step);
+
 /// All metrics of a run; shared by every virtual user.
 pub struct Metrics {
-    steps: [Mutex<StepStats>; 4],
+    steps: [Mutex<StepStats>; 5],
     /// Per (flow, step).
     by_flow: Mutex<BTreeMap<(&'static str, Step), StepStats>>,
-    /// Since the last `take_intervals`, tagged `step` or `flow/step`.
-    intervals: Mutex<BTreeMap<String, Histogram<u64>>>,
+    /// Since the last `take_intervals`, by (flow or none, step): tagged `step` or `flow/step` when taken
+    /// (keys of static names, so recording allocates nothing).
+    intervals: Mutex<BTreeMap<IntervalKey, Histogram<u64>>>,
     errors: Mutex<BTreeMap<String, u64>>,
     /// The same errors by the flow they happened in (those outside a flow are not here).
     flow_errors: Mutex<BTreeMap<(&'static str, String), u64>>,
@@ -165,6 +174,7 @@ impl Metrics {
                 Mutex::new(StepStats::new()),
                 Mutex::new(StepStats::new()),
                 Mutex::new(StepStats::new()),
+                Mutex::new(StepStats::new()),
             ],
             by_flow: Mutex::new(BTreeMap::new()),
             intervals: Mutex::new(BTreeMap::new()),
@@ -193,16 +203,24 @@ impl Metrics {
         }
         if let Some(micros) = micros {
             let mut intervals = self.intervals.lock();
-            let _ = intervals.entry(step.name().to_string()).or_insert_with(new_histogram).record(micros);
-            if let Some(flow) = flow {
-                let _ = intervals.entry(format!("{flow}/{}", step.name())).or_insert_with(new_histogram).record(micros);
+            let _ = intervals.entry((None, step)).or_insert_with(new_histogram).record(micros);
+            if flow.is_some() {
+                let _ = intervals.entry((flow, step)).or_insert_with(new_histogram).record(micros);
             }
         }
     }
 
-    /// The interval histograms since the last call, by tag; the intervals restart empty.
+    /// The interval histograms since the last call, by tag (`step` or `flow/step`); the intervals
+    /// restart empty.
     pub fn take_intervals(&self) -> BTreeMap<String, Histogram<u64>> {
-        std::mem::take(&mut *self.intervals.lock())
+        let taken = std::mem::take(&mut *self.intervals.lock());
+        taken
+            .into_iter()
+            .map(|((flow, step), h)| match flow {
+                Some(flow) => (format!("{flow}/{}", step.name()), h),
+                None => (step.name().to_string(), h),
+            })
+            .collect()
     }
 
     pub fn count_dropped(&self) {

@@ -2,6 +2,7 @@
 //! measured is what users run. Each prints a table and one JSON line; numbers go to
 //! reports/BENCHMARKS.md with the machine. Tests never assert timings: benchmarks measure them.
 
+pub mod client;
 pub mod imap;
 pub mod memory;
 pub mod overhead;
@@ -27,6 +28,8 @@ pub enum Bench {
     /// A long run at a steady rate, the pool in a process of its own: memory, file descriptors and
     /// tasks of both sampled, growth after warm-up reported.
     Soak(soak::Args),
+    /// The harness's own CPU per sign-in, against a pool in another process pinned to other CPUs.
+    Client(client::Args),
 }
 
 /// Runs one benchmark.
@@ -40,6 +43,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Memory(args) => memory::run(args).await,
         Bench::Imap(args) => imap::run(args).await,
         Bench::Soak(args) => soak::run(args).await,
+        Bench::Client(args) => client::run(args).await,
     }
 }
 

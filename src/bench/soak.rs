@@ -83,23 +83,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if scenario.otp.source != crate::scenario::OtpSourceKind::Outbox {
         bail!("the soak reads codes from the pool's outbox: use a scenario with otp.source = \"outbox\"");
     }
-    let users = &scenario.users;
-    let mut pool = tokio::process::Command::new(&exe)
-        .args(["pool", "--listen", "127.0.0.1:0", "--user-pattern", &users.pattern])
-        .args(["--users", &(users.first + users.count).to_string()])
-        .env("OTP_HARNESS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the pool process")?;
+    let (mut pool, info) = start_pool(&exe, &scenario.users, None).await?;
     let pool_pid = pool.id().context("the pool process has no pid")?;
-    let mut ready = String::new();
-    let stdout = pool.stdout.take().context("the pool's stdout")?;
-    tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).read_line(&mut ready))
-        .await
-        .context("the pool did not get ready in 30 s")??;
-    let info: serde_json::Value = serde_json::from_str(&ready).context("the pool's ready line")?;
 
     let retargeted = retarget(&text, &info, args.duration)?;
     let dir = tempfile::tempdir()?;
@@ -175,9 +160,52 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts `otp-harness pool` for the scenario's users (pinned to `cpus` with `taskset -c` when given)
+/// and reads its ready line: the process (killed when dropped) and what the line says.
+pub(super) async fn start_pool(
+    exe: &Path,
+    users: &crate::scenario::Users,
+    cpus: Option<&str>,
+) -> anyhow::Result<(tokio::process::Child, serde_json::Value)> {
+    let mut command = match cpus {
+        Some(cpus) => {
+            let mut c = tokio::process::Command::new("taskset");
+            c.args(["-c", cpus]).arg(exe);
+            c
+        }
+        None => tokio::process::Command::new(exe),
+    };
+    let mut pool = command
+        .args(["pool", "--listen", "127.0.0.1:0", "--user-pattern", &users.pattern])
+        .args(["--users", &(users.first + users.count).to_string()])
+        .env("OTP_HARNESS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the pool process")?;
+    let mut ready = String::new();
+    let stdout = pool.stdout.take().context("the pool's stdout")?;
+    tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).read_line(&mut ready))
+        .await
+        .context("the pool did not get ready in 30 s")??;
+    let info: serde_json::Value = serde_json::from_str(&ready).context("the pool's ready line")?;
+    Ok((pool, info))
+}
+
 /// The scenario's text pointed at the pool process: an `aws` target with its endpoint, codes from its
 /// outbox, the load for `duration`.
 fn retarget(text: &str, info: &serde_json::Value, duration: Duration) -> anyhow::Result<String> {
+    retarget_with_progress(text, info, duration, "2s")
+}
+
+/// As `retarget`, with a progress line every `progress`.
+pub(super) fn retarget_with_progress(
+    text: &str,
+    info: &serde_json::Value,
+    duration: Duration,
+    progress: &str,
+) -> anyhow::Result<String> {
     let mut doc: toml::Table = toml::from_str(text)?;
     let field = |key: &str| info[key].as_str().map(str::to_string).with_context(|| format!("the pool's {key}"));
     let mut target = toml::Table::new();
@@ -199,7 +227,7 @@ fn retarget(text: &str, info: &serde_json::Value, duration: Duration) -> anyhow:
     load.remove("iterations");
     load.insert("duration".into(), humantime::format_duration(duration).to_string().into());
     let report = doc.entry("report").or_insert_with(|| toml::Table::new().into()).as_table_mut().context("[report]")?;
-    report.insert("progress".into(), "2s".into());
+    report.insert("progress".into(), progress.into());
     Ok(toml::to_string(&doc)?)
 }
 

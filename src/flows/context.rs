@@ -236,6 +236,10 @@ impl FlowContext {
         match self.mailroom.wait(user, mailing.mark, self.otp_timeout, self.settle).await {
             Ok(delivery) => {
                 self.record(Step::OtpDelivery, mailing.sent.elapsed(), true);
+                if let Some(pickup) = delivery.pickup {
+                    // Into the run's metrics only: goose's per-request bookkeeping is not worth it here.
+                    self.metrics.record(current_flow(), Step::OtpPickup, pickup, true);
+                }
                 if !delivery.repeated
                     && let Some(counts) = self.codes.get(&self.auth)
                 {

@@ -486,7 +486,7 @@ fn sample(shared: &Shared, feed: &Feed, previous: &mut Previous) {
         late: totals.late,
         checks: checks.clone(),
         thresholds: results.iter().map(|(r, th)| (r.clone(), th.metric, base_unit(th.metric, th.limit))).collect(),
-        mail,
+        mail: mail.clone(),
     };
     let tick_steps =
         Step::ALL.iter().filter_map(|s| observed.steps.get(s.name()).map(|v| (s.name(), v.clone()))).collect();

@@ -5,6 +5,14 @@
 //! so nothing that arrived meanwhile is lost. It logs in with a password or an OAuth access token
 //! (imap_auth.rs); with a token file or command, the session logs in again with a fresh token every
 //! `token_refresh` (the new session opens before the old one closes, so no mail is missed).
+//!
+//! How it learns of new mail is chosen per server (`mode = "auto"`, the default): IDLE where the
+//! server pushes promptly, adaptive NOOP polling where it does not — Dovecot holds every IDLE notice
+//! ~500 ms by design (told by its `ID` answer), and a server without IDLE is polled too. Polling is
+//! fast (`poll_interval`) while virtual users wait for codes and slow (`idle_poll_interval`) while none
+//! do; a user starting to wait cuts a slow interval short. Each mail's INTERNALDATE against the time
+//! it was read gives the server-side delay reported in summary.json (whole seconds: a mean over many
+//! mails). With `connections` > 1 each connection reads its share of the test users, by address.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use super::imap_auth::Credentials;
 use super::{Extractor, Mailroom, SourceError, deliver};
 use crate::background::CancellationToken;
 use crate::scenario::{AfterRead, ImapMode, ImapOptions};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long one IDLE lasts before it is renewed (and new mail fetched regardless): bounds the cost of
 /// a new-mail notice that arrived while no IDLE was listening.
@@ -83,8 +92,12 @@ pub struct ImapWatcher {
     session: Option<ImapSession>,
     last_uid: u32,
     uid_validity: Option<u32>,
-    /// IDLE was asked for but the server does not offer it: poll instead.
-    idle_unsupported: bool,
+    /// IDLE or polling, as chosen for this server (never `Auto`).
+    resolved: ImapMode,
+    /// Why, for the report.
+    mode_note: String,
+    /// This connection's share of the users: (index, count) of `connections`.
+    shard: Option<(usize, usize)>,
     /// When the session should log in again with a fresh token (token files and commands only).
     renew_at: Option<Instant>,
 }
@@ -104,26 +117,56 @@ impl ImapWatcher {
             session: None,
             last_uid: 0,
             uid_validity: None,
-            idle_unsupported: false,
+            resolved: ImapMode::Poll,
+            mode_note: String::new(),
+            shard: None,
             renew_at: None,
         };
         let (mut session, uid_next, uid_validity) = watcher.open().await.map_err(|e| SourceError::new("imap", e))?;
-        if watcher.options.mode == ImapMode::Idle {
+        let polling = format!(
+            "NOOP every {:?} while users wait, every {:?} otherwise",
+            watcher.options.poll_interval, watcher.options.idle_poll_interval
+        );
+        if watcher.options.mode != ImapMode::Poll {
             let capabilities =
                 session.capabilities().await.map_err(|e| SourceError::new("imap", format!("CAPABILITY: {e}")))?;
-            if !capabilities.has_str("IDLE") {
-                tracing::warn!(
-                    "the IMAP server does not offer IDLE; polling every {:?} instead",
-                    watcher.options.poll_interval
-                );
-                watcher.idle_unsupported = true;
-            }
+            let has_idle = capabilities.has_str("IDLE");
+            let server = if capabilities.has_str("ID") {
+                session.id_nil().await.ok().flatten().and_then(|id| id.get("name").cloned())
+            } else {
+                None
+            };
+            let late_idle = server.as_deref().is_some_and(holds_idle_back);
+            (watcher.resolved, watcher.mode_note) = match (watcher.options.mode, has_idle, late_idle) {
+                (_, false, _) => {
+                    tracing::warn!("the IMAP server does not offer IDLE; polling instead");
+                    (ImapMode::Poll, format!("poll (the server has no IDLE): {polling}"))
+                }
+                (ImapMode::Auto, true, true) => (
+                    ImapMode::Poll,
+                    format!("poll (auto: {} holds IDLE notices back): {polling}", server.unwrap_or_default()),
+                ),
+                _ => (ImapMode::Idle, "idle".to_string()),
+            };
+        } else {
+            watcher.mode_note = format!("poll: {polling}");
         }
         watcher.last_uid = uid_next.saturating_sub(1);
         watcher.uid_validity = uid_validity;
         watcher.session = Some(session);
         watcher.logged_in();
         Ok(watcher)
+    }
+
+    /// This connection reads only the users whose address falls in shard `index` of `count`.
+    pub fn with_shard(mut self, index: usize, count: usize) -> Self {
+        self.shard = (count > 1).then_some((index, count));
+        self
+    }
+
+    /// How this watcher learns of new mail, and why.
+    pub fn mode_note(&self) -> &str {
+        &self.mode_note
     }
 
     fn port(&self) -> u16 {
@@ -176,6 +219,9 @@ impl ImapWatcher {
 
     /// Watches until stopped.
     pub async fn run(mut self, mailroom: Arc<Mailroom>, stop: CancellationToken) {
+        if self.shard.is_none_or(|(index, _)| index == 0) {
+            mailroom.set_mode(self.mode_note.clone());
+        }
         let mut backoff = Duration::from_millis(200);
         loop {
             if stop.is_cancelled() {
@@ -215,7 +261,7 @@ impl ImapWatcher {
             if self.renew_at.is_some_and(|at| Instant::now() >= at) {
                 session = self.renew(session).await;
             }
-            match self.wait_for_news(session, &stop).await {
+            match self.wait_for_news(session, &mailroom, &stop).await {
                 Ok(Some(session)) => self.session = Some(session),
                 Ok(None) => break,
                 Err(e) => tracing::warn!(error = %e, "IMAP connection lost; reconnecting"),
@@ -268,24 +314,39 @@ impl ImapWatcher {
     async fn fetch_new(&mut self, session: &mut ImapSession, mailroom: &Mailroom) -> Result<(), String> {
         while session.unsolicited_responses.try_recv().is_ok() {}
         let range = format!("{}:*", self.last_uid + 1);
-        let mut fetched: Vec<(u32, Vec<u8>)> = session
-            .uid_fetch(&range, "(UID BODY.PEEK[])")
+        let mut fetched: Vec<(u32, Option<i64>, Vec<u8>)> = session
+            .uid_fetch(&range, "(UID INTERNALDATE BODY.PEEK[])")
             .await
             .map_err(|e| format!("UID FETCH: {e}"))?
-            .try_filter_map(|f| async move { Ok(f.uid.map(|uid| (uid, f.body().unwrap_or_default().to_vec()))) })
+            .try_filter_map(|f| async move {
+                let arrived = f.internal_date().map(|d| d.timestamp_millis());
+                Ok(f.uid.map(|uid| (uid, arrived, f.body().unwrap_or_default().to_vec())))
+            })
             .try_collect()
             .await
             .map_err(|e| format!("UID FETCH: {e}"))?;
         // `n:*` always returns the last message, even when its UID is below n.
-        fetched.retain(|(uid, _)| *uid > self.last_uid);
-        fetched.sort_by_key(|(uid, _)| *uid);
+        fetched.retain(|(uid, _, _)| *uid > self.last_uid);
+        fetched.sort_by_key(|(uid, _, _)| *uid);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let mut uids = Vec::with_capacity(fetched.len());
-        for (uid, raw) in fetched {
+        for (uid, arrived_ms, raw) in fetched {
+            self.last_uid = self.last_uid.max(uid);
+            let extracted = self.extractor.extract(&raw);
+            if let (Some((index, count)), Some(mail)) = (self.shard, &extracted)
+                && mail.recipients.first().is_some_and(|r| shard_of(r, count) != index)
+            {
+                continue; // another connection's user
+            }
             // Only code mail is deleted or flagged: other mail in a shared inbox is not ours to touch.
-            if deliver(mailroom, self.extractor.extract(&raw)) {
+            if deliver(mailroom, extracted) {
+                if let Some(arrived_ms) = arrived_ms {
+                    // INTERNALDATE has whole seconds: the mail arrived somewhere in that second.
+                    let delay = now_ms - arrived_ms - 500;
+                    mailroom.note_server_delay(Duration::from_millis(delay.max(0) as u64));
+                }
                 uids.push(uid.to_string());
             }
-            self.last_uid = self.last_uid.max(uid);
         }
         if uids.is_empty() {
             return Ok(());
@@ -319,15 +380,25 @@ impl ImapWatcher {
     async fn wait_for_news(
         &self,
         mut session: ImapSession,
+        mailroom: &Mailroom,
         stop: &CancellationToken,
     ) -> Result<Option<ImapSession>, String> {
-        let mode = if self.idle_unsupported { ImapMode::Poll } else { self.options.mode };
-        match mode {
-            ImapMode::Poll => {
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+        match self.resolved {
+            ImapMode::Poll | ImapMode::Auto => {
+                if mailroom.waiting() > 0 {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(self.options.poll_interval) => {}
+                    }
+                } else {
+                    // Nobody waits: poll slowly, but at once when someone starts to.
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(self.options.idle_poll_interval) => {}
+                        _ = mailroom.someone_waits() => {}
+                    }
                 }
+                mailroom.count_request();
                 tokio::time::timeout(COMMAND_TIMEOUT, session.noop())
                     .await
                     .map_err(|_| "NOOP timed out".to_string())?
@@ -348,6 +419,7 @@ impl ImapWatcher {
                     return Ok(Some(session));
                 }
                 let mut idle = session.idle();
+                mailroom.count_request();
                 idle.init().await.map_err(|e| format!("IDLE: {e}"))?;
                 let stopping = {
                     let (wait, interrupt) = idle.wait_with_timeout(IDLE_CYCLE);
@@ -373,6 +445,23 @@ impl ImapWatcher {
             }
         }
     }
+}
+
+/// Servers known to hold IDLE notices back (by the `name` of their ID answer): Dovecot waits ~500 ms
+/// before it tells an idling client of new mail.
+fn holds_idle_back(server: &str) -> bool {
+    server.to_ascii_lowercase().contains("dovecot")
+}
+
+/// Which of `count` shards an address belongs to (stable across processes: FNV-1a of the lowercased
+/// address).
+pub fn shard_of(address: &str, count: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in address.bytes().map(|b| b.to_ascii_lowercase()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % count.max(1) as u64) as usize
 }
 
 /// TLS with the system's roots, or only the given CA when `ca_file` is set.
@@ -403,4 +492,29 @@ fn tls_connector(options: &ImapOptions) -> Result<TlsConnector, SourceError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_spread_over_shards_stably_and_without_regard_to_case() {
+        let mut counts = [0usize; 4];
+        for n in 0..4000 {
+            let address = format!("loadtest+{n}@mail.test");
+            let shard = shard_of(&address, 4);
+            assert_eq!(shard, shard_of(&address.to_uppercase(), 4));
+            counts[shard] += 1;
+        }
+        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
+        assert_eq!(shard_of("a@x", 1), 0);
+    }
+
+    #[test]
+    fn dovecot_is_known_to_hold_idle_back() {
+        assert!(holds_idle_back("Dovecot"));
+        assert!(holds_idle_back("Dovecot (Debian)"));
+        assert!(!holds_idle_back("Microsoft.Exchange.Imap4.Imap4Server"));
+    }
 }

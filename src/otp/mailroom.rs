@@ -2,11 +2,13 @@
 //! A virtual user takes a mark before its request and then waits for the newest code to its address
 //! that arrived after the mark. Mail that lands before the user waits is buffered, not missed; a mail
 //! repeating a code already taken (a duplicate, or an old mail arriving late) is only taken if no newer
-//! code comes within the settle time, and is then flagged.
+//! code comes within the settle time, and is then flagged. A new mail wakes only the users waiting for
+//! its recipients, not every waiting user.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,9 @@ pub struct Delivery {
     pub code: String,
     /// When the harness saw the mail.
     pub seen_at: Instant,
+    /// From the moment the mail existed in the source (as the source dates it, to the millisecond or
+    /// better) to the harness having read it; None when the source does not say.
+    pub pickup: Option<Duration>,
     /// The code had been taken before (same code mailed again, or a duplicate arriving late).
     pub repeated: bool,
     /// An earlier wait for this address timed out and its mail never showed: this may be that late
@@ -50,10 +55,13 @@ struct Arrival {
     seq: u64,
     code: String,
     seen_at: Instant,
+    pickup: Option<Duration>,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// One wake-up per recipient someone has waited for.
+    wakers: HashMap<String, Arc<Notify>>,
     by_recipient: HashMap<String, VecDeque<Arrival>>,
     /// Codes already handed out, per recipient (newest last).
     taken: HashMap<String, VecDeque<String>>,
@@ -63,7 +71,7 @@ struct Inner {
 }
 
 /// Counts of what the sources brought in.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MailCounts {
     /// Mails with a code.
     pub code_mails: u64,
@@ -76,6 +84,17 @@ pub struct MailCounts {
     /// Code mails addressed to users of other runs or workers (a shared inbox): left untouched.
     #[serde(default)]
     pub others: u64,
+    /// How the source learned of new mail (`wait`, `poll`, `idle`, `poll adaptive 2ms–1s`, `sqs`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Requests the source sent to learn of new mail (outbox reads, IMAP NOOP/IDLE, S3 listings,
+    /// SQS receives): what watching cost the server.
+    #[serde(default)]
+    pub source_requests: u64,
+    /// IMAP: mean time from the mail's arrival in the inbox (INTERNALDATE, whole seconds, taken as
+    /// the middle of its second) to the harness having read it, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_delay_mean_ms: Option<f64>,
 }
 
 const KEEP_PER_RECIPIENT: usize = 16;
@@ -84,13 +103,20 @@ const KEEP_PER_RECIPIENT: usize = 16;
 #[derive(Default)]
 pub struct Mailroom {
     inner: Mutex<Inner>,
-    notify: Notify,
     seq: AtomicU64,
+    /// Virtual users waiting for a code right now, and a wake-up for a source idling between slow
+    /// polls when one starts to.
+    waiting: AtomicU64,
+    someone_waits: Notify,
     code_mails: AtomicU64,
     ignored: AtomicU64,
     repeated: AtomicU64,
     reconnects: AtomicU64,
     others: AtomicU64,
+    source_requests: AtomicU64,
+    /// Sum (µs) and count of the source's server-side delays (IMAP INTERNALDATE).
+    server_delay: Mutex<(u128, u64)>,
+    mode: Mutex<Option<String>>,
     /// The run's test users: code mail to anyone else is another run's (None: every address is ours).
     users: Option<Users>,
 }
@@ -123,20 +149,34 @@ impl Mailroom {
 
     /// A mail with a code for these recipients, as the mailbox ordered it.
     pub fn ingest(&self, recipients: &[String], code: &str) {
+        self.ingest_at(recipients, code, None);
+    }
+
+    /// As `ingest`, for a mail the source dates: `arrived` is when it existed there (the pickup
+    /// measured is from then to now; a source clock ahead of ours counts as zero).
+    pub fn ingest_at(&self, recipients: &[String], code: &str, arrived: Option<SystemTime>) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let seen_at = Instant::now();
+        let pickup = arrived.map(|at| SystemTime::now().duration_since(at).unwrap_or(Duration::ZERO));
         self.code_mails.fetch_add(1, Ordering::Relaxed);
+        let mut wake = Vec::with_capacity(recipients.len());
         {
             let mut inner = self.inner.lock();
             for recipient in recipients {
-                let queue = inner.by_recipient.entry(recipient.to_ascii_lowercase()).or_default();
-                queue.push_back(Arrival { seq, code: code.to_string(), seen_at });
+                let recipient = recipient.to_ascii_lowercase();
+                if let Some(waker) = inner.wakers.get(&recipient) {
+                    wake.push(Arc::clone(waker));
+                }
+                let queue = inner.by_recipient.entry(recipient).or_default();
+                queue.push_back(Arrival { seq, code: code.to_string(), seen_at, pickup });
                 if queue.len() > KEEP_PER_RECIPIENT {
                     queue.pop_front();
                 }
             }
         }
-        self.notify.notify_waiters();
+        for waker in wake {
+            waker.notify_waiters();
+        }
     }
 
     /// A mail the harness has no use for.
@@ -148,10 +188,33 @@ impl Mailroom {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One request the source sent to learn of new mail.
+    pub fn count_request(&self) {
+        self.source_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How the source learns of new mail, for the report.
+    pub fn set_mode(&self, mode: impl Into<String>) {
+        *self.mode.lock() = Some(mode.into());
+    }
+
+    /// A mail's delay from its arrival in the source (as the server dates it) to the harness having it.
+    pub fn note_server_delay(&self, delay: Duration) {
+        let mut d = self.server_delay.lock();
+        d.0 += delay.as_micros();
+        d.1 += 1;
+    }
+
     /// The source gave up: waiters fail at once.
     pub fn stop(&self, reason: &str) {
-        self.inner.lock().stopped = Some(reason.to_string());
-        self.notify.notify_waiters();
+        let wakers: Vec<Arc<Notify>> = {
+            let mut inner = self.inner.lock();
+            inner.stopped = Some(reason.to_string());
+            inner.wakers.values().cloned().collect()
+        };
+        for waker in wakers {
+            waker.notify_waiters();
+        }
     }
 
     pub fn counts(&self) -> MailCounts {
@@ -161,7 +224,29 @@ impl Mailroom {
             repeated: self.repeated.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             others: self.others.load(Ordering::Relaxed),
+            mode: self.mode.lock().clone(),
+            source_requests: self.source_requests.load(Ordering::Relaxed),
+            server_delay_mean_ms: {
+                let (sum, n) = *self.server_delay.lock();
+                (n > 0).then(|| ((sum as f64 / n as f64) / 1000.0 * 10.0).round() / 10.0)
+            },
         }
+    }
+
+    /// How many virtual users wait for a code right now.
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when a virtual user starts waiting (at once if one already does).
+    pub async fn someone_waits(&self) {
+        let started = self.someone_waits.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        if self.waiting() > 0 {
+            return;
+        }
+        started.await;
     }
 
     /// Waits for the newest code to `recipient` that arrived after `mark`, until `timeout`.
@@ -172,11 +257,31 @@ impl Mailroom {
         timeout: Duration,
         settle: Duration,
     ) -> Result<Delivery, WaitError> {
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        self.someone_waits.notify_waiters();
+        self.wait_for(recipient, mark, timeout, settle).await
+    }
+
+    async fn wait_for(
+        &self,
+        recipient: &str,
+        mark: u64,
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<Delivery, WaitError> {
         let recipient = recipient.to_ascii_lowercase();
         let deadline = Instant::now() + timeout;
         let mut repeat_seen_at: Option<Instant> = None;
+        let waker = Arc::clone(self.inner.lock().wakers.entry(recipient.clone()).or_default());
         loop {
-            let notified = self.notify.notified();
+            let notified = waker.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
@@ -232,7 +337,7 @@ impl Mailroom {
         if taken.len() > KEEP_PER_RECIPIENT {
             taken.pop_front();
         }
-        Delivery { code: arrival.code, seen_at: arrival.seen_at, repeated, uncertain }
+        Delivery { code: arrival.code, seen_at: arrival.seen_at, pickup: arrival.pickup, repeated, uncertain }
     }
 }
 
@@ -298,6 +403,38 @@ mod tests {
         let got = room.wait("a@x", mark, Duration::from_secs(1), SETTLE).await.expect("repeat");
         assert!(got.repeated);
         assert_eq!(room.counts().repeated, 1);
+    }
+
+    #[tokio::test]
+    async fn a_mail_wakes_its_waiter_and_the_pickup_is_measured_from_the_source_date() {
+        let room = std::sync::Arc::new(Mailroom::new());
+        let (a_mark, b_mark) = (room.mark(), room.mark());
+        let waiter = |who: &'static str, mark| {
+            let room = std::sync::Arc::clone(&room);
+            tokio::spawn(async move { room.wait(who, mark, Duration::from_secs(5), SETTLE).await })
+        };
+        let (a, b) = (waiter("a@x", a_mark), waiter("b@x", b_mark));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = SystemTime::now() - Duration::from_millis(250);
+        room.ingest_at(&to("b@x"), "222222", Some(sent));
+        let got_b = b.await.expect("task").expect("b's code");
+        assert_eq!(got_b.code, "222222");
+        let pickup = got_b.pickup.expect("dated mail");
+        assert!(pickup >= Duration::from_millis(250), "{pickup:?}");
+        assert!(!a.is_finished(), "a's waiter is still waiting");
+        room.ingest(&to("A@X"), "111111");
+        let got_a = a.await.expect("task").expect("a's code");
+        assert_eq!((got_a.code.as_str(), got_a.pickup), ("111111", None));
+        // A source clock ahead of ours: zero, not an error.
+        let mark = room.mark();
+        room.ingest_at(&to("c@x"), "333333", Some(SystemTime::now() + Duration::from_secs(5)));
+        let got_c = room.wait("c@x", mark, Duration::from_secs(1), SETTLE).await.expect("c");
+        assert_eq!(got_c.pickup, Some(Duration::ZERO));
+        // A stopped source still wakes every waiter.
+        let d = waiter("d@x", room.mark());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        room.stop("test");
+        assert!(matches!(d.await.expect("task"), Err(WaitError::SourceStopped(_))));
     }
 
     #[tokio::test]

@@ -71,13 +71,36 @@ impl OtpSource {
             }
             OtpSourceKind::S3 => {
                 let options = otp.s3.clone().ok_or_else(|| SourceError::new("s3", "[otp.s3] is missing"))?;
-                let watcher = s3::S3Watcher::connect(options, &target.region, extractor).await?;
-                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+                let mut prefixes = options.prefixes.clone();
+                if prefixes.is_empty() || !options.prefix.is_empty() {
+                    prefixes.insert(0, options.prefix.clone());
+                }
+                let mut tasks = Vec::with_capacity(prefixes.len());
+                for prefix in prefixes {
+                    let one = crate::scenario::S3Options { prefix, prefixes: Vec::new(), ..options.clone() };
+                    let watcher = s3::S3Watcher::connect(one, &target.region, extractor.clone()).await?;
+                    tasks.push(tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped.clone())));
+                }
+                tokio::spawn(async move {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                })
             }
             OtpSourceKind::Imap => {
                 let options = otp.imap.clone().ok_or_else(|| SourceError::new("imap", "[otp.imap] is missing"))?;
-                let watcher = imap::ImapWatcher::connect(options, extractor).await?;
-                tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped))
+                let count = options.connections.max(1);
+                let mut tasks = Vec::with_capacity(count);
+                for index in 0..count {
+                    let watcher =
+                        imap::ImapWatcher::connect(options.clone(), extractor.clone()).await?.with_shard(index, count);
+                    tasks.push(tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped.clone())));
+                }
+                tokio::spawn(async move {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                })
             }
         };
         Ok(Self { mailroom, stop, task })
@@ -132,6 +155,16 @@ impl SeenIds {
 
 /// Feeds one parsed mail to the mailroom; true if it carried a code (false: unrelated mail, left alone).
 pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bool {
+    deliver_dated(mailroom, extracted, None)
+}
+
+/// As `deliver`, for a mail the source dates (`arrived`: when it existed there, to the millisecond or
+/// better), so the harness's pickup time is measured.
+pub fn deliver_dated(
+    mailroom: &Mailroom,
+    extracted: Option<extract::Extracted>,
+    arrived: Option<std::time::SystemTime>,
+) -> bool {
     match extracted {
         Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
             if !mailroom.is_ours(&recipients) {
@@ -139,7 +172,7 @@ pub fn deliver(mailroom: &Mailroom, extracted: Option<extract::Extracted>) -> bo
                 mailroom.count_others();
                 return false;
             }
-            mailroom.ingest(&recipients, &code);
+            mailroom.ingest_at(&recipients, &code, arrived);
             true
         }
         _ => {

@@ -1,5 +1,8 @@
 //! The S3 source: the bucket and prefix an SES receipt rule with an S3 action writes to. Lists new keys,
-//! takes them oldest first (LastModified), fetches and parses each, then deletes or keeps it.
+//! takes them oldest first (LastModified), fetches and parses each, then deletes or keeps it. Listing is
+//! adaptive: every `poll_interval` while virtual users wait for codes, every `idle_poll_interval` while
+//! none do (a user starting to wait cuts that short), so an idle run costs almost no requests. Several
+//! prefixes (`prefixes`) are each listed by a watcher of their own.
 
 use std::sync::Arc;
 
@@ -95,12 +98,25 @@ impl S3Watcher {
 
     /// Polls until stopped.
     pub async fn run(mut self, mailroom: Arc<Mailroom>, stop: CancellationToken) {
+        mailroom.set_mode(format!(
+            "poll: a listing every {:?} while users wait, every {:?} otherwise",
+            self.options.poll_interval, self.options.idle_poll_interval
+        ));
         let mut failing = false;
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(self.options.poll_interval) => {}
+            if mailroom.waiting() > 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                }
+            } else {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(self.options.idle_poll_interval) => {}
+                    _ = mailroom.someone_waits() => {}
+                }
             }
+            mailroom.count_request();
             let keys = match self.list().await {
                 Ok(keys) => keys,
                 Err(e) => {

@@ -553,6 +553,8 @@ struct OutboxParams {
     email: Option<String>,
     to: Option<String>,
     after: Option<String>,
+    /// Hold the read open until a matching message exists (`500ms`, `2s`, or milliseconds).
+    wait: Option<String>,
 }
 
 impl From<OutboxParams> for OutboxQuery {
@@ -561,11 +563,31 @@ impl From<OutboxParams> for OutboxQuery {
     }
 }
 
-async fn outbox_list(State(pool): State<Arc<PoolState>>, Query(params): Query<OutboxParams>) -> Response {
-    match pool.mail.outbox() {
-        Some(outbox) => axum::Json(json!({ "messages": outbox.list(&params.into()) })).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({ "message": "the outbox sink is off" }))).into_response(),
-    }
+/// The header a `wait` read is answered with: how a reader tells this outbox from one that ignores
+/// `wait` (LocalStack's), which it must poll.
+pub const OUTBOX_WAIT_HEADER: &str = "x-otp-harness-outbox-wait";
+
+async fn outbox_list(State(pool): State<Arc<PoolState>>, Query(mut params): Query<OutboxParams>) -> Response {
+    let Some(outbox) = pool.mail.outbox() else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({ "message": "the outbox sink is off" }))).into_response();
+    };
+    let Some(wait) = params.wait.take() else {
+        return axum::Json(json!({ "messages": outbox.list_entries(&params.into()) })).into_response();
+    };
+    let wait = match wait.trim().parse::<u64>() {
+        Ok(ms) => std::time::Duration::from_millis(ms),
+        Err(_) => match humantime::parse_duration(wait.trim()) {
+            Ok(d) => d,
+            Err(_) => {
+                let message = "wait must be a duration (500ms, 2s) or a number of milliseconds";
+                return (StatusCode::BAD_REQUEST, axum::Json(json!({ "message": message }))).into_response();
+            }
+        },
+    };
+    let messages = outbox.wait_entries(&params.into(), wait).await;
+    let mut response = axum::Json(json!({ "messages": messages })).into_response();
+    response.headers_mut().insert(OUTBOX_WAIT_HEADER, HeaderValue::from_static("1"));
+    response
 }
 
 async fn outbox_clear(State(pool): State<Arc<PoolState>>, Query(params): Query<OutboxParams>) -> Response {

@@ -18,7 +18,7 @@ use crate::metrics::{Step, new_histogram};
 
 /// Line colours, in order (steps in pipeline order, flow kinds by name); the live page uses the same.
 pub(crate) const COLORS: [&str; 8] =
-    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+    ["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"];
 pub(crate) const WIDTH: f64 = 860.0;
 pub(crate) const HEIGHT: f64 = 280.0;
 pub(crate) const MARGIN_LEFT: f64 = 64.0;

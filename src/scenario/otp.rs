@@ -72,7 +72,12 @@ pub enum AfterRead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImapMode {
+    /// The best for the server (the default): IDLE, unless the server is one known to hold IDLE
+    /// notices back (Dovecot: ~500 ms by design) or offers no IDLE — then adaptive NOOP polling.
+    Auto,
     Idle,
+    /// NOOP every `poll_interval` while virtual users wait for codes, every `idle_poll_interval`
+    /// while none do.
     Poll,
 }
 
@@ -149,10 +154,28 @@ pub struct ImapOptions {
     pub mailbox: String,
     #[serde(default = "default_imap_mode")]
     pub mode: ImapMode,
+    /// Polling: the interval while virtual users wait for codes.
     #[serde(default = "default_imap_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Polling: the interval while no virtual user waits (a user starting to wait cuts it short).
+    #[serde(default = "default_idle_poll", with = "humantime_serde")]
+    pub idle_poll_interval: Duration,
     #[serde(default = "default_after_read_delete")]
     pub after_read: AfterRead,
+    /// Several connections to this inbox (default 1), the test users shared among them by address
+    /// (each connection reads only its own users' code mail): spreads a high code-mail rate over
+    /// connections. With plus-addressed users in one inbox every connection still sees every mail's
+    /// headers; give each shard its own inbox (`users.pattern` per worker) to spread the server's work.
+    #[serde(default = "one")]
+    pub connections: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_idle_poll() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn yes() -> bool {
@@ -164,11 +187,11 @@ fn default_mailbox() -> String {
 }
 
 fn default_imap_mode() -> ImapMode {
-    ImapMode::Idle
+    ImapMode::Auto
 }
 
 fn default_imap_poll() -> Duration {
-    Duration::from_millis(100)
+    Duration::from_millis(10)
 }
 
 /// How often a session logs in again with a fresh token unless `token_refresh` says otherwise.
@@ -324,14 +347,22 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Another S3-compatible endpoint (path-style addressing is used with it).
     pub endpoint_url: Option<String>,
+    /// The listing interval while virtual users wait for codes.
     #[serde(default = "default_s3_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// The listing interval while no virtual user waits (a user starting to wait cuts it short).
+    #[serde(default = "default_idle_poll", with = "humantime_serde")]
+    pub idle_poll_interval: Duration,
     #[serde(default = "default_after_read_delete")]
     pub after_read: AfterRead,
+    /// Several prefixes to list (each its own watcher), e.g. one per receipt rule or per shard of the
+    /// test users; `prefix` is listed too when set.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
 }
 
 fn default_s3_poll() -> Duration {
-    Duration::from_millis(200)
+    Duration::from_millis(50)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -398,7 +429,9 @@ impl Otp {
         let polls = [
             ("otp.outbox", "poll_interval", Some(self.outbox.poll_interval)),
             ("otp.imap", "poll_interval", self.imap.as_ref().map(|i| i.poll_interval)),
+            ("otp.imap", "idle_poll_interval", self.imap.as_ref().map(|i| i.idle_poll_interval)),
             ("otp.s3", "poll_interval", self.s3.as_ref().map(|s| s.poll_interval)),
+            ("otp.s3", "idle_poll_interval", self.s3.as_ref().map(|s| s.idle_poll_interval)),
         ];
         for (table, key, interval) in polls {
             if interval.is_some_and(|d| d < Duration::from_millis(1)) {
@@ -432,6 +465,15 @@ impl Otp {
                     ));
                 };
                 imap.validate(at)?;
+                if !(1..=16).contains(&imap.connections) {
+                    return Err(at.error(
+                        "otp.imap",
+                        0,
+                        "connections",
+                        "otp.imap.connections must be between 1 and 16",
+                        "e.g. connections = 2 (each connection reads its share of the test users' mail)",
+                    ));
+                }
             }
             OtpSourceKind::S3 => {
                 if self.s3.is_none() {

@@ -1,7 +1,10 @@
 //! The workload, scheduled by goose 0.19 — configured in code (never from argv), telnet and WebSocket
 //! controllers off, one shared HTTP client (goose's is never used: our steps go through the AWS SDK).
-//! Each goose user is a virtual user signing in as a test user of its own; every step is also handed
-//! to goose with `record_custom_request_duration`, so goose's own metrics agree with ours.
+//! Each goose user is a virtual user signing in as a test user of its own. When goose's own report is
+//! asked for (`load.goose_report`), every step is also handed to goose with
+//! `record_custom_request_duration`, so goose's metrics agree with ours; otherwise nobody reads goose's
+//! metrics, so they are off (`NoMetrics`) and the steps are not handed over — goose's per-request
+//! bookkeeping was a measurable share of the harness's CPU per sign-in.
 //!
 //! - closed: `users` goose users, each running the flow schedule, `iterations` each and/or for a
 //!   `duration`, ramped up over `ramp`;
@@ -60,6 +63,8 @@ struct Driver {
     pause: Duration,
     error_backoff: Duration,
     in_flight: Arc<AtomicI64>,
+    /// Hand every step to goose (only when goose's own report is written).
+    to_goose: bool,
 }
 
 impl Driver {
@@ -101,18 +106,27 @@ impl Driver {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let spec = &self.schedule[n % self.schedule.len()];
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
-                let (outcome, steps) = self.context(spec).run_flow_recorded(spec, address, ticket.intended).await;
+                let outcome = self.run_flow(user, spec, address, ticket.intended).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(ticket);
-                report_to_goose(user, &steps).await;
                 return self.rest(outcome).await;
             }
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (outcome, steps) = self.context(spec).run_flow_recorded(spec, address, started).await;
+        let outcome = self.run_flow(user, spec, address, started).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        report_to_goose(user, &steps).await;
         self.rest(outcome).await
+    }
+
+    /// One flow, its steps handed to goose when goose's report is written.
+    async fn run_flow(&self, user: &mut GooseUser, spec: &FlowSpec, address: &str, started: Instant) -> FlowOutcome {
+        let ctx = self.context(spec);
+        if !self.to_goose {
+            return ctx.run_flow_from(spec, address, started).await;
+        }
+        let (outcome, steps) = ctx.run_flow_recorded(spec, address, started).await;
+        report_to_goose(user, &steps).await;
+        outcome
     }
 
     /// The context a flow signs in with.
@@ -185,6 +199,7 @@ pub async fn run(ctx: Arc<FlowContext>, scenario: &Scenario, run_dir: &Path) -> 
         pause: load.pause,
         error_backoff: load.error_backoff,
         in_flight: Arc::clone(&in_flight),
+        to_goose: load.goose_report.is_some(),
     });
     let progress =
         progress::start(Arc::clone(&ctx.metrics), Arc::clone(&in_flight), scenario.report.progress, stop.clone());
@@ -280,9 +295,17 @@ async fn attack(driver: Arc<Driver>, scenario: &Scenario, vus: usize, run_dir: &
                 attack = attack.set_default(GooseDefault::RunTime, secs.max(1))?;
             }
         }
-        if let Some(name) = &load.goose_report {
-            let path = run_dir.join(name);
-            attack = attack.set_default(GooseDefault::ReportFile, path.to_string_lossy().as_ref())?;
+        match &load.goose_report {
+            Some(name) => {
+                let path = run_dir.join(name);
+                attack = attack.set_default(GooseDefault::ReportFile, path.to_string_lossy().as_ref())?;
+            }
+            None => {
+                attack = attack
+                    .set_default(GooseDefault::NoMetrics, true)?
+                    .set_default(GooseDefault::NoTransactionMetrics, true)?
+                    .set_default(GooseDefault::NoScenarioMetrics, true)?;
+            }
         }
         Ok(attack)
     };
