@@ -30,9 +30,9 @@ use tokio_rustls::rustls;
 
 use super::imap_auth::Credentials;
 use super::{Extractor, Mailroom, SourceError, deliver};
-use std::time::{SystemTime, UNIX_EPOCH};
 use crate::background::CancellationToken;
 use crate::scenario::{AfterRead, ImapMode, ImapOptions};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long one IDLE lasts before it is renewed (and new mail fetched regardless): bounds the cost of
 /// a new-mail notice that arrived while no IDLE was listening.
