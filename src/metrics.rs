@@ -122,6 +122,9 @@ pub enum FlowOutcome {
     Nonconforming,
 }
 
+/// An interval histogram's key: its flow (none for the step over all flows) and step.
+type IntervalKey = (Option<&'static str>, Step);
+
 /// All metrics of a run; shared by every virtual user.
 pub struct Metrics {
     steps: [Mutex<StepStats>; 5],
@@ -129,7 +132,7 @@ pub struct Metrics {
     by_flow: Mutex<BTreeMap<(&'static str, Step), StepStats>>,
     /// Since the last `take_intervals`, by (flow or none, step): tagged `step` or `flow/step` when taken
     /// (keys of static names, so recording allocates nothing).
-    intervals: Mutex<BTreeMap<(Option<&'static str>, Step), Histogram<u64>>>,
+    intervals: Mutex<BTreeMap<IntervalKey, Histogram<u64>>>,
     errors: Mutex<BTreeMap<String, u64>>,
     flows: Mutex<BTreeMap<&'static str, FlowCounts>>,
     /// Open model: starts no free virtual user could take at their intended time.
