@@ -122,7 +122,7 @@ pub enum FlowOutcome {
     Nonconforming,
 }
 
-/// An interval histogram's key: the flow (none for the step overall) and the step.
+/// An interval histogram's key: its flow (none for the step over all flows) and step.
 type IntervalKey = (Option<&'static str>, Step);
 
 /// All metrics of a run; shared by every virtual user.

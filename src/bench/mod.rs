@@ -5,6 +5,7 @@
 pub mod client;
 pub mod imap;
 pub mod memory;
+pub mod outbox;
 pub mod overhead;
 pub mod pool;
 pub mod soak;
@@ -28,6 +29,8 @@ pub enum Bench {
     /// A long run at a steady rate, the pool in a process of its own: memory, file descriptors and
     /// tasks of both sampled, growth after warm-up reported.
     Soak(soak::Args),
+    /// Time from the local pool's outbox having a code mail to the code in hand: a held-open read vs polling.
+    Outbox(outbox::Args),
     /// The harness's own CPU per sign-in, against a pool in another process pinned to other CPUs.
     Client(client::Args),
 }
@@ -44,6 +47,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Imap(args) => imap::run(args).await,
         Bench::Soak(args) => soak::run(args).await,
         Bench::Client(args) => client::run(args).await,
+        Bench::Outbox(args) => outbox::run(args).await,
     }
 }
 

@@ -119,6 +119,13 @@ impl OutboxWatcher {
         Ok(watcher)
     }
 
+    /// Polls even an outbox that can hold reads open (benchmarks: today's and yesterday's way side by
+    /// side).
+    pub fn polling(mut self) -> Self {
+        self.mode = OutboxMode::Poll;
+        self
+    }
+
     /// How the watcher learns of new mail (detected at start).
     pub fn mode(&self) -> OutboxMode {
         self.mode
