@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -192,6 +192,8 @@ pub struct Shared {
     state: Mutex<State>,
     notify: tokio::sync::watch::Sender<u64>,
     clients: AtomicUsize,
+    /// Time spent sampling and writing what the pages and scrapes read (nanoseconds).
+    busy_nanos: AtomicU64,
     pub sampler_stop: CancellationToken,
 }
 
@@ -241,6 +243,7 @@ impl Shared {
             }),
             notify: tokio::sync::watch::channel(0).0,
             clients: AtomicUsize::new(0),
+            busy_nanos: AtomicU64::new(0),
             sampler_stop: CancellationToken::new(),
         }
     }
@@ -306,6 +309,16 @@ impl Shared {
     pub fn client(self: &Arc<Self>) -> ClientGuard {
         self.clients.fetch_add(1, Ordering::SeqCst);
         ClientGuard(Arc::clone(self))
+    }
+
+    /// Adds the time one piece of the dashboard's work took.
+    pub fn add_busy(&self, took: Duration) {
+        self.busy_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Seconds the dashboard has spent working (wall time of its work: an upper bound of its CPU time).
+    pub fn busy_secs(&self) -> f64 {
+        self.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     pub fn clients(&self) -> usize {
@@ -384,7 +397,9 @@ pub async fn run(shared: Arc<Shared>, feed: Feed) {
             _ = shared.sampler_stop.cancelled() => true,
             _ = tokio::time::sleep(TICK) => false,
         };
+        let at = Instant::now();
         sample(&shared, &feed, &mut previous);
+        shared.add_busy(at.elapsed());
         if stopping {
             return;
         }

@@ -36,7 +36,9 @@ async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let text = prometheus::render(&shared.info, &shared.snapshot());
+    let at = std::time::Instant::now();
+    let text = prometheus::render(&shared.info, &shared.snapshot(), shared.busy_secs());
+    shared.add_busy(at.elapsed());
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text).into_response()
 }
 
@@ -120,7 +122,10 @@ impl PageStream {
                 && let Some(json) = latest
             {
                 self.last_seq = seq;
-                return Some(Event::default().event("tick").data(&*json));
+                let at = std::time::Instant::now();
+                let event = Event::default().event("tick").data(&*json);
+                self.shared.add_busy(at.elapsed());
+                return Some(event);
             }
             let phase = self.shared.phase();
             if phase != self.last_phase {
