@@ -97,27 +97,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let file = dir.path().join("client.toml");
     std::fs::write(&file, retargeted)?;
     let out = std::path::absolute(&args.out)?;
-    let mut command = if pinned {
+    let command = if pinned {
         let mut c = tokio::process::Command::new("taskset");
         c.args(["-c", &args.client_cpus]).arg(&harness_exe);
         c
     } else {
         tokio::process::Command::new(&harness_exe)
     };
-    let mut harness = command
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the harness process")?;
+    let mut harness = super::spawn_harness_run(command, &file, &out)?;
     let harness_pid = harness.id().context("the harness process has no pid")?;
     let ticks: Arc<Mutex<Vec<Tick>>> = Arc::default();
     let stderr = harness.stderr.take().context("the harness's stderr")?;

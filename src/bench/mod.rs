@@ -10,7 +10,11 @@ pub mod overhead;
 pub mod pool;
 pub mod soak;
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -88,4 +92,28 @@ pub fn emit_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> any
         std::fs::write(path, line)?;
     }
     Ok(())
+}
+
+/// Starts `command` (a harness executable, maybe behind `taskset`) as `run FILE --out OUT` against a
+/// local pool: dummy credentials, nothing read from the machine's AWS config, stdout dropped, stderr
+/// piped for its progress line, killed if dropped.
+pub(crate) fn spawn_harness_run(
+    mut command: tokio::process::Command,
+    file: &Path,
+    out: &Path,
+) -> anyhow::Result<tokio::process::Child> {
+    command
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the harness process")
 }

@@ -91,20 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let file = dir.path().join("soak.toml");
     std::fs::write(&file, retargeted)?;
     let out = std::path::absolute(&args.out)?;
-    let mut harness = tokio::process::Command::new(&exe)
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the harness process")?;
+    let mut harness = super::spawn_harness_run(tokio::process::Command::new(&exe), &file, &out)?;
     let harness_pid = harness.id().context("the harness process has no pid")?;
     let progress = Arc::new(Mutex::new((None, None)));
     let reader =
