@@ -55,16 +55,7 @@ struct Output {
 
 /// `otp-harness ARGS…` with dummy AWS credentials and nothing read from the machine's AWS config.
 async fn harness(args: &[&str]) -> Output {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .await
-        .expect("otp-harness runs");
+    let output = support::run::harness_command().args(args).output().await.expect("otp-harness runs");
     Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -88,20 +88,7 @@ async fn no_code_or_token_appears_in_any_output() {
     assert_eq!(outcome.check("tokens").as_deref(), Some("pass"));
     assert_eq!(outcome.check("lockout").as_deref(), Some("pass"));
     let names: Vec<&str> = outcome.files.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "junit.xml",
-            "latency.hlog",
-            "preflight.json",
-            "preflight.junit.xml",
-            "report.html",
-            "summary.json",
-            "summary.md",
-            "timeline.jsonl"
-        ],
-        "every file read"
-    );
+    assert_eq!(names, RUN_FILES, "every file read");
     let codes = mailed_codes(&pool);
     assert!(codes.len() > 10, "codes were mailed: {}", codes.len());
     outcome.assert_no_secrets(&Secrets::codes(codes));

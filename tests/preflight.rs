@@ -213,12 +213,8 @@ async fn the_command_and_the_run_act_on_a_failed_verdict() {
     );
     std::fs::write(&file, text).expect("written");
     let out_dir = temp.path().join("pf");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"))
+    let output = support::run::harness_command()
         .args(["preflight", &file.to_string_lossy(), "--out", &out_dir.to_string_lossy()])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
         .output()
         .await
         .expect("runs");

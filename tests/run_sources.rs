@@ -65,19 +65,7 @@ async fn the_local_smoke_scenario_passes_every_check() {
     assert_eq!(outcome.summary["verdict"], "pass");
     assert!(outcome.stdout.contains("verdict: PASS"), "a readable summary: {}", outcome.stdout);
     let names: Vec<&str> = outcome.files.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "junit.xml",
-            "latency.hlog",
-            "preflight.json",
-            "preflight.junit.xml",
-            "report.html",
-            "summary.json",
-            "summary.md",
-            "timeline.jsonl"
-        ]
-    );
+    assert_eq!(names, RUN_FILES);
     let junit = outcome.file("junit.xml").expect("junit.xml");
     assert_eq!(junit.matches("<testcase ").count(), 14 + 3, "a test case per check and per threshold");
 }

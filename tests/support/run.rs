@@ -118,12 +118,28 @@ impl RunOutcome {
 /// `otp-harness run FILE --out REPORTS`, with dummy AWS credentials in the environment (and the
 /// instance-metadata lookup off) so nothing leaves the machine.
 pub fn run_command(file: &Path, reports: &Path) -> tokio::process::Command {
+    let mut command = harness_command();
+    command.arg("run").arg(file).arg("--out").arg(reports);
+    command
+}
+
+/// The files of a run folder that got through the preflight, in name order.
+pub const RUN_FILES: [&str; 8] = [
+    "junit.xml",
+    "latency.hlog",
+    "preflight.json",
+    "preflight.junit.xml",
+    "report.html",
+    "summary.json",
+    "summary.md",
+    "timeline.jsonl",
+];
+
+/// The `otp-harness` binary, with dummy AWS credentials in the environment (and the instance-metadata
+/// lookup and the machine's profile off) so nothing leaves the machine.
+pub fn harness_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otp-harness"));
     command
-        .arg("run")
-        .arg(file)
-        .arg("--out")
-        .arg(reports)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
