@@ -16,6 +16,7 @@ use crate::cognito::error::is_throttling;
 use crate::metrics::{FlowCounts, Observed, StepSummary, new_histogram, summarize};
 use crate::otp::MailCounts;
 use crate::report::hlog::{self, LoggedInterval};
+use crate::report::timeline;
 use crate::report::{self, RunResult};
 use crate::thresholds::Threshold;
 use crate::verdict::{self, Evidence};
@@ -107,6 +108,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
     let mut flows: BTreeMap<String, FlowCounts> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut mail = MailCounts::default();
+    let mut modes = std::collections::BTreeSet::new();
+    let mut delays: Vec<(f64, u64)> = Vec::new();
     let (mut throttled, mut dropped, mut late, mut virtual_users) = (0, 0, 0, 0);
     let mut notes = vec![format!(
         "merged from {} runs: {}",
@@ -130,12 +133,21 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
         mail.repeated += r.mail.repeated;
         mail.reconnects += r.mail.reconnects;
         mail.others += r.mail.others;
+        mail.source_requests += r.mail.source_requests;
+        if let Some(mode) = &r.mail.mode {
+            modes.insert(mode.clone());
+        }
+        if let Some(delay) = r.mail.server_delay_mean_ms {
+            delays.push((delay, r.mail.code_mails));
+        }
         throttled += r.throttled;
         dropped += r.load.dropped;
         late += r.load.late;
         virtual_users += r.load.virtual_users;
         notes.extend(r.notes.iter().map(|n| format!("{}: {n}", r.scenario)));
     }
+    mail.mode = (!modes.is_empty()).then(|| modes.into_iter().collect::<Vec<_>>().join("; "));
+    mail.server_delay_mean_ms = weighted_mean(&delays);
     let checks = merge_checks(&workers);
     let merged = Observed {
         histograms,
@@ -203,6 +215,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<RunResult> {
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_merged_log(&workers, &out.join(hlog::FILE))?;
+    let mut result = result;
+    if let Some(note) = write_merged_timeline(&workers, &out.join(timeline::FILE))? {
+        result.notes.push(note);
+    }
     report::write_all(&result, out)?;
     Ok(result)
 }
@@ -263,6 +279,45 @@ fn write_merged_log(workers: &[Worker], path: &Path) -> anyhow::Result<()> {
     hlog::write(path, UNIX_EPOCH + earliest, &all)
 }
 
+/// All workers' `timeline.jsonl` as one, on the common clock of the latency log. A worker without one
+/// (a run from before it existed, a file lost) leaves the merged report without rate charts: the note
+/// returned says which.
+fn write_merged_timeline(workers: &[Worker], path: &Path) -> anyhow::Result<Option<String>> {
+    let earliest = workers.iter().filter_map(|w| w.start).min().unwrap_or_default();
+    let mut timelines = Vec::new();
+    let mut missing = Vec::new();
+    for w in workers {
+        let file = w.dir.join(timeline::FILE);
+        match file.exists().then(|| timeline::read(&file)) {
+            Some(Ok(samples)) => {
+                let offset = w.start.map_or(Duration::ZERO, |s| s.saturating_sub(earliest));
+                timelines.push((offset.as_secs_f64(), samples));
+            }
+            Some(Err(e)) => missing.push(format!("{} ({e:#})", w.dir.display())),
+            None => missing.push(w.dir.display().to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(Some(format!(
+            "no rate charts: {} of the workers' folders lack a readable {}: {}",
+            missing.len(),
+            timeline::FILE,
+            missing.join(", ")
+        )));
+    }
+    timeline::write(path, &timeline::merge(&timelines))?;
+    Ok(None)
+}
+
+/// The mean of per-worker means weighted by their counts (their code mails); none without a count.
+fn weighted_mean(values: &[(f64, u64)]) -> Option<f64> {
+    let total: u64 = values.iter().map(|(_, n)| n).sum();
+    (total > 0).then(|| {
+        let mean = values.iter().map(|(v, n)| v * *n as f64).sum::<f64>() / total as f64;
+        (mean * 10.0).round() / 10.0
+    })
+}
+
 /// `nightly-w3` → `nightly`.
 fn strip_worker_suffix(name: &str) -> &str {
     match name.rsplit_once("-w") {
@@ -280,7 +335,14 @@ pub fn default_out(first: &Path) -> anyhow::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_worker_suffix;
+    use super::{strip_worker_suffix, weighted_mean};
+
+    #[test]
+    fn server_delays_are_weighted_by_each_workers_mails() {
+        assert_eq!(weighted_mean(&[(100.0, 1), (200.0, 3)]), Some(175.0));
+        assert_eq!(weighted_mean(&[(100.0, 0)]), None);
+        assert_eq!(weighted_mean(&[]), None);
+    }
 
     #[test]
     fn worker_suffixes_are_stripped() {

@@ -8,6 +8,7 @@ use std::path::Path;
 use otp_harness::metrics::{new_histogram, summarize};
 use otp_harness::report::RunResult;
 use otp_harness::report::hlog;
+use otp_harness::report::timeline;
 use support::run::*;
 
 fn scenario(latency: &str, threshold: &str) -> String {
@@ -106,6 +107,46 @@ async fn two_workers_merge_into_one_exact_report() {
     assert_eq!(summary["verdict"], "pass");
     let count = summary["steps"]["login"]["count"].as_u64().unwrap_or(0);
     assert_eq!(count, r0.steps["login"].count + r1.steps["login"].count, "the merged reports hold both workers");
+    assert_eq!(
+        merged.mail.source_requests,
+        r0.mail.source_requests + r1.mail.source_requests,
+        "what watching the source cost, summed"
+    );
+    assert_eq!(merged.mail.mode, r0.mail.mode, "both workers read the outbox the same way");
+
+    // The merged timeline: on the latency log's clock, ending at the sum of the workers' counts, and
+    // drawn in the merged report.html as in a single run's.
+    let last =
+        |dir: &Path| timeline::read(&dir.join(timeline::FILE)).expect("a timeline").last().cloned().expect("samples");
+    let (t0, t1, tm) = (last(&d0), last(&d1), last(&merged_dir));
+    for flow in tm.flows.keys() {
+        let sum = |t: &timeline::Counts| t.flows.get(flow).copied().unwrap_or_default();
+        let (a, b, m) = (sum(&t0), sum(&t1), sum(&tm));
+        assert_eq!(m.started, a.started + b.started, "{flow} started");
+        assert_eq!(m.succeeded, a.succeeded + b.succeeded, "{flow} succeeded");
+        assert_eq!(m.errored, a.errored + b.errored, "{flow} errored");
+    }
+    assert_eq!(tm.flows.keys().collect::<Vec<_>>(), t0.flows.keys().collect::<Vec<_>>());
+    let html = std::fs::read_to_string(merged_dir.join("report.html")).expect("report.html");
+    assert!(html.contains("<svg id=\"sign-ins-over-time\""), "the merged report draws sign-ins over time");
+    assert!(!merged.notes.iter().any(|n| n.contains("no rate charts")), "{:?}", merged.notes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_a_timeline_leaves_the_merged_report_without_rate_charts_and_says_so() {
+    let text = scenario("5ms", "");
+    let (w0, w1) = tokio::join!(run_with_args(&text, &["--worker", "0/2"]), run_with_args(&text, &["--worker", "1/2"]));
+    let (d0, d1) = (w0.dir.clone().expect("worker 0"), w1.dir.clone().expect("worker 1"));
+    std::fs::remove_file(d1.join(timeline::FILE)).expect("remove worker 1's timeline");
+    let out = tempfile::tempdir().expect("out");
+    let (code, stdout, stderr) = binary(&["merge", path(&d0), path(&d1), "--out", path(out.path())]).await;
+    assert_eq!(code, 0, "the rest merges:\n{stdout}\n{stderr}");
+    let merged = RunResult::read(out.path()).expect("merged summary");
+    let note = merged.notes.iter().find(|n| n.contains("no rate charts")).expect("a note on the missing timeline");
+    assert!(note.contains(&d1.display().to_string()), "{note}");
+    assert!(!out.path().join(timeline::FILE).exists(), "no half-merged timeline");
+    let html = std::fs::read_to_string(out.path().join("report.html")).expect("report.html");
+    assert!(!html.contains("<svg id=\"sign-ins-over-time\""), "no rate chart from one worker alone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

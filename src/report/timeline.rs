@@ -140,6 +140,105 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Counts>> {
     Ok(samples)
 }
 
+/// Writes `samples` as a timeline file at `path`.
+pub fn write(path: &Path, samples: &[Counts]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for sample in samples {
+        text.push_str(&serde_json::to_string(sample)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Several workers' timelines as one: each worker's samples are placed on a common clock (`offset`:
+/// seconds from the earliest worker's load start to its own), its cumulative counters interpolated
+/// linearly between its samples onto a regular grid (the finest sampling interval of the workers) and
+/// summed. At every grid point a worker that has not started counts nothing and one that has ended counts
+/// its last sample, so the last merged sample is exactly the sum of the workers' totals.
+pub fn merge(workers: &[(f64, Vec<Counts>)]) -> Vec<Counts> {
+    let workers: Vec<&(f64, Vec<Counts>)> = workers.iter().filter(|(_, samples)| !samples.is_empty()).collect();
+    let Some(end) = workers.iter().filter_map(|(offset, s)| s.last().map(|l| offset + l.secs)).reduce(f64::max) else {
+        return Vec::new();
+    };
+    let step = workers
+        .iter()
+        .filter_map(|(_, samples)| {
+            let mut gaps: Vec<f64> = samples.windows(2).map(|w| w[1].secs - w[0].secs).filter(|g| *g > 0.0).collect();
+            gaps.sort_by(f64::total_cmp);
+            gaps.get(gaps.len() / 2).copied()
+        })
+        .reduce(f64::min)
+        .unwrap_or(1.0)
+        .max(0.1);
+    let mut grid: Vec<f64> = (0..).map(|i| i as f64 * step).take_while(|t| *t < end).collect();
+    grid.push(end);
+    grid.iter()
+        .map(|&t| {
+            let mut sum = Counts { secs: (t * 1000.0).round() / 1000.0, ..Counts::default() };
+            for (offset, samples) in &workers {
+                add(&mut sum, &at(samples, t - offset));
+            }
+            sum
+        })
+        .collect()
+}
+
+/// One worker's counters `secs` into its load, interpolated between its samples (sorted by time).
+fn at(samples: &[Counts], secs: f64) -> Counts {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return Counts::default() };
+    if secs < first.secs.min(0.0) {
+        return Counts::default();
+    }
+    if secs <= first.secs {
+        return first.clone();
+    }
+    if secs >= last.secs {
+        return last.clone();
+    }
+    let i = samples.partition_point(|s| s.secs <= secs);
+    let (a, b) = (&samples[i - 1], &samples[i]);
+    let f = (secs - a.secs) / (b.secs - a.secs);
+    let lerp = |x: u64, y: u64| x + ((y.saturating_sub(x)) as f64 * f).round() as u64;
+    let mut out = Counts { secs, ..Counts::default() };
+    for (flow, bc) in &b.flows {
+        let ac = a.flows.get(flow).copied().unwrap_or_default();
+        out.flows.insert(
+            flow.clone(),
+            FlowCounts {
+                started: lerp(ac.started, bc.started),
+                succeeded: lerp(ac.succeeded, bc.succeeded),
+                errored: lerp(ac.errored, bc.errored),
+                nonconforming: lerp(ac.nonconforming, bc.nonconforming),
+            },
+        );
+    }
+    for (flow, by_type) in &b.errors {
+        let entry = out.errors.entry(flow.clone()).or_default();
+        for (kind, n) in by_type {
+            let before = a.errors.get(flow).and_then(|e| e.get(kind)).copied().unwrap_or(0);
+            entry.insert(kind.clone(), lerp(before, *n));
+        }
+    }
+    out
+}
+
+/// Adds `other`'s counters to `sum`'s.
+fn add(sum: &mut Counts, other: &Counts) {
+    for (flow, c) in &other.flows {
+        let s = sum.flows.entry(flow.clone()).or_default();
+        s.started += c.started;
+        s.succeeded += c.succeeded;
+        s.errored += c.errored;
+        s.nonconforming += c.nonconforming;
+    }
+    for (flow, by_type) in &other.errors {
+        let s = sum.errors.entry(flow.clone()).or_default();
+        for (kind, n) in by_type {
+            *s.entry(kind.clone()).or_default() += n;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +278,45 @@ mod tests {
         assert!(samples.len() >= 2, "the zero sample and the last: {samples:?}");
         assert_eq!(samples[0].flows.len(), 0);
         assert_eq!(samples.last().expect("last").flows["login"].succeeded, 1);
+    }
+
+    fn sample(secs: f64, started: u64, succeeded: u64, throttled: u64) -> Counts {
+        let mut c = Counts { secs, ..Counts::default() };
+        c.flows.insert("login".into(), FlowCounts { started, succeeded, errored: throttled, nonconforming: 0 });
+        if throttled > 0 {
+            c.errors.entry("login".into()).or_default().insert("TooManyRequestsException".into(), throttled);
+        }
+        c
+    }
+
+    #[test]
+    fn merged_workers_add_up_to_their_totals_on_a_common_clock() {
+        // Worker A: 10 sign-ins a second for 2 s. Worker B starts 1 s later: 20 a second for 2 s, 4 throttled.
+        let a = vec![sample(0.0, 0, 0, 0), sample(1.0, 10, 10, 0), sample(2.0, 20, 20, 0)];
+        let b = vec![sample(0.0, 0, 0, 0), sample(1.0, 20, 20, 0), sample(2.0, 44, 40, 4)];
+        let merged = merge(&[(0.0, a), (1.0, b)]);
+        let secs: Vec<f64> = merged.iter().map(|c| c.secs).collect();
+        assert_eq!(secs, vec![0.0, 1.0, 2.0, 3.0]);
+        let last = merged.last().expect("samples");
+        assert_eq!(last.flows["login"].succeeded, 60);
+        assert_eq!(last.flows["login"].started, 64);
+        assert_eq!(last.throttled("login"), 4);
+        // Between 1 s and 2 s both ran: 10 + 20 sign-ins a second.
+        assert_eq!(Rates::between(&merged[1], &merged[2], "login").succeeded, 30.0);
+        // Before B started, only A counted; after A ended, only B.
+        assert_eq!(Rates::between(&merged[0], &merged[1], "login").succeeded, 10.0);
+        assert_eq!(Rates::between(&merged[2], &merged[3], "login").succeeded, 20.0);
+        assert_eq!(Rates::between(&merged[2], &merged[3], "login").throttled, 4.0);
+    }
+
+    #[test]
+    fn samples_between_a_workers_own_are_interpolated() {
+        let a = vec![sample(0.0, 0, 0, 0), sample(2.0, 40, 40, 0)];
+        let b = vec![sample(0.0, 0, 0, 0), sample(1.0, 5, 5, 0), sample(2.0, 10, 10, 0)];
+        let merged = merge(&[(0.0, a), (0.0, b)]);
+        assert_eq!(merged.len(), 3, "the finer worker's interval sets the grid: {merged:?}");
+        assert_eq!(merged[1].flows["login"].succeeded, 25);
+        assert_eq!(merge(&[]), Vec::<Counts>::new());
+        assert_eq!(merge(&[(0.0, Vec::new())]), Vec::<Counts>::new());
     }
 }
