@@ -164,12 +164,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The "flows N" of a progress line.
-fn flows_in(line: &str) -> Option<u64> {
+pub(super) fn flows_in(line: &str) -> Option<u64> {
     line.split_whitespace().skip_while(|w| *w != "flows").nth(1).and_then(|n| n.parse().ok())
 }
 
 /// User + system CPU seconds of a process (all its threads), from `/proc/PID/stat`.
-fn cpu_secs(pid: u32) -> Option<f64> {
+pub(super) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks_per_sec())
 }
@@ -210,7 +210,7 @@ pub(super) fn taskset_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn round3(v: f64) -> f64 {
+pub(super) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 

@@ -3,6 +3,7 @@
 //! reports/BENCHMARKS.md with the machine. Tests never assert timings: benchmarks measure them.
 
 pub mod client;
+pub mod dashboard;
 pub mod imap;
 pub mod memory;
 pub mod outbox;
@@ -37,6 +38,8 @@ pub enum Bench {
     Outbox(outbox::Args),
     /// The harness's own CPU per sign-in, against a pool in another process pinned to other CPUs.
     Client(client::Args),
+    /// What `run --dashboard` costs: runs with and without it, a viewer on the page, `/metrics` scraped.
+    Dashboard(dashboard::Args),
 }
 
 /// Runs one benchmark.
@@ -52,6 +55,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Soak(args) => soak::run(args).await,
         Bench::Client(args) => client::run(args).await,
         Bench::Outbox(args) => outbox::run(args).await,
+        Bench::Dashboard(args) => dashboard::run(args).await,
     }
 }
 
@@ -98,15 +102,26 @@ pub fn emit_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> any
 /// local pool: dummy credentials, nothing read from the machine's AWS config, stdout dropped, stderr
 /// piped for its progress line, killed if dropped.
 pub(crate) fn spawn_harness_run(
+    command: tokio::process::Command,
+    file: &Path,
+    out: &Path,
+) -> anyhow::Result<tokio::process::Child> {
+    spawn_harness_run_with(command, file, out, &[])
+}
+
+/// [`spawn_harness_run`] with more options of `run` after `--out OUT`.
+pub(crate) fn spawn_harness_run_with(
     mut command: tokio::process::Command,
     file: &Path,
     out: &Path,
+    extra: &[&str],
 ) -> anyhow::Result<tokio::process::Child> {
     command
         .arg("run")
         .arg(file)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_EC2_METADATA_DISABLED", "true")
