@@ -84,6 +84,8 @@ pub struct RunResult {
     pub scrapes: u64,
     /// Bytes of server-sent events the viewer read (SSE viewer only).
     pub event_bytes: u64,
+    /// Most pages the dashboard counted connected at a scrape (the viewer's page, when it has one).
+    pub pages_seen: u64,
 }
 
 /// Median and range of a per-pair ratio (with ÷ without).
@@ -131,13 +133,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         for dashboard in order {
             let run = one_run(&args, &exe, &file, &out, dashboard, pinned).await?;
             println!(
-                "pair {} {:>13}: {:>7.0} sign-ins/s  {:.3} s CPU per 1,000  dashboard busy {}  scrapes {}",
+                "pair {} {:>13}: {:>7.0} sign-ins/s  {:.3} s CPU per 1,000  dashboard busy {}  scrapes {}  pages {}",
                 pair + 1,
                 if dashboard { "dashboard on" } else { "dashboard off" },
                 run.sign_ins_per_sec,
                 run.cpu_secs_per_1000_sign_ins,
                 run.dashboard_busy_ms.map_or("-".to_string(), |ms| format!("{ms:.1} ms")),
                 run.scrapes,
+                run.pages_seen,
             );
             runs.push(run);
         }
@@ -239,11 +242,18 @@ async fn one_run(
         .context("the harness did not end within two minutes of its duration")??;
     stop.store(true, Ordering::Relaxed);
     let _ = reader.await;
-    let (busy_ms, scrapes, event_bytes) = match watchers {
+    let (busy_ms, scrapes, event_bytes, pages_seen) = match watchers {
         Some(w) => w.finish().await,
-        None => (None, 0, 0),
+        None => (None, 0, 0, 0),
     };
     anyhow::ensure!(status.success(), "the harness run failed (exit {:?})", status.code());
+    if dashboard {
+        anyhow::ensure!(scrapes > 0, "no /metrics scrape was answered: is port {} free?", args.port);
+        anyhow::ensure!(
+            args.viewer == Viewer::None || pages_seen > 0,
+            "the viewer never had the page open (no connected page at any scrape)"
+        );
+    }
     let ticks = ticks.lock().clone();
     let counted: Vec<&Tick> = ticks.iter().filter(|t| t.at.duration_since(started) >= args.warm_up).collect();
     let (Some(first), Some(last)) = (counted.first(), counted.last()) else {
@@ -259,6 +269,7 @@ async fn one_run(
         dashboard_busy_ms: busy_ms.map(round3),
         scrapes,
         event_bytes,
+        pages_seen,
     })
 }
 
@@ -268,6 +279,7 @@ struct Watchers {
     viewer: Option<tokio::task::JoinHandle<()>>,
     browser: Arc<Mutex<Option<tokio::process::Child>>>,
     busy_secs: Arc<Mutex<Option<f64>>>,
+    pages_seen: Arc<AtomicU64>,
     scrapes: Arc<AtomicU64>,
     event_bytes: Arc<AtomicU64>,
     _profile: Option<tempfile::TempDir>,
@@ -279,16 +291,21 @@ impl Watchers {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default();
         let busy_secs: Arc<Mutex<Option<f64>>> = Arc::default();
         let scrapes = Arc::new(AtomicU64::new(0));
+        let pages_seen = Arc::new(AtomicU64::new(0));
         let event_bytes = Arc::new(AtomicU64::new(0));
         let scraper = {
             let (http, url, stop) = (http.clone(), format!("{base}/metrics"), Arc::clone(&stop));
             let (busy_secs, scrapes, every) = (Arc::clone(&busy_secs), Arc::clone(&scrapes), args.scrape);
+            let pages_seen = Arc::clone(&pages_seen);
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(text) = get_text(&http, &url).await {
                         scrapes.fetch_add(1, Ordering::Relaxed);
-                        if let Some(v) = busy_in(&text) {
+                        if let Some(v) = value_in(&text, "otp_harness_dashboard_busy_seconds_total") {
                             *busy_secs.lock() = Some(v);
+                        }
+                        if let Some(pages) = value_in(&text, "otp_harness_dashboard_pages") {
+                            pages_seen.fetch_max(pages as u64, Ordering::Relaxed);
                         }
                     }
                     tokio::time::sleep(every).await;
@@ -324,12 +341,12 @@ impl Watchers {
                 }))
             }
         };
-        Self { scraper, viewer, browser, busy_secs, scrapes, event_bytes, _profile: profile }
+        Self { scraper, viewer, browser, busy_secs, pages_seen, scrapes, event_bytes, _profile: profile }
     }
 
     /// Waits for the watchers (the caller has set the stop flag) and closes the browser: the last busy
-    /// time, the scrapes answered, the event bytes read.
-    async fn finish(self) -> (Option<f64>, u64, u64) {
+    /// time, the scrapes answered, the event bytes read, the most pages seen connected.
+    async fn finish(self) -> (Option<f64>, u64, u64, u64) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.scraper).await;
         if let Some(viewer) = self.viewer {
             let _ = tokio::time::timeout(Duration::from_secs(5), viewer).await;
@@ -342,6 +359,7 @@ impl Watchers {
             self.busy_secs.lock().map(|s| s * 1000.0),
             self.scrapes.load(Ordering::Relaxed),
             self.event_bytes.load(Ordering::Relaxed),
+            self.pages_seen.load(Ordering::Relaxed),
         )
     }
 }
@@ -400,10 +418,10 @@ fn start_chromium(url: &str, cpus: Option<&str>, profile: Option<&Path>) -> anyh
     command.spawn().context("starting headless Chromium")
 }
 
-/// The value of `otp_harness_dashboard_busy_seconds_total` in a `/metrics` text.
-fn busy_in(text: &str) -> Option<f64> {
+/// The value of the (single) series `name` in a `/metrics` text.
+fn value_in(text: &str, name: &str) -> Option<f64> {
     text.lines()
-        .find(|l| l.starts_with("otp_harness_dashboard_busy_seconds_total"))
+        .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -427,8 +445,13 @@ mod tests {
     #[test]
     fn the_busy_counter_is_read_from_a_metrics_text() {
         let text = "# HELP otp_harness_dashboard_busy_seconds_total Time…\n# TYPE otp_harness_dashboard_busy_seconds_total counter\notp_harness_dashboard_busy_seconds_total{worker=\"1\"} 0.0421\n";
-        assert_eq!(busy_in(text), Some(0.0421));
-        assert_eq!(busy_in("otp_harness_flows_total 3\n"), None);
+        let busy = "otp_harness_dashboard_busy_seconds_total";
+        assert_eq!(value_in(text, busy), Some(0.0421));
+        assert_eq!(value_in("otp_harness_flows_total 3\n", busy), None);
+        assert_eq!(
+            value_in("otp_harness_dashboard_pages_x 3\notp_harness_dashboard_pages 1\n", "otp_harness_dashboard_pages"),
+            Some(1.0)
+        );
     }
 
     #[test]

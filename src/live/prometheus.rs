@@ -60,7 +60,7 @@ fn number(value: f64) -> String {
 }
 
 /// The whole exposition of `snap`, with the dashboard's own busy time.
-pub fn render(info: &Info, snap: &Snapshot, busy_secs: f64) -> String {
+pub fn render(info: &Info, snap: &Snapshot, busy_secs: f64, pages: usize) -> String {
     let mut w = Writer { out: String::with_capacity(8 * 1024), worker: info.worker_slice.map(|s| s.index.to_string()) };
     let workers = info.worker_slice.map_or("1".to_string(), |s| s.count.to_string());
 
@@ -220,6 +220,8 @@ pub fn render(info: &Info, snap: &Snapshot, busy_secs: f64) -> String {
         "Time the dashboard itself spent sampling the run and writing its events and /metrics (wall time: an upper bound of its CPU cost).",
     );
     w.sample("otp_harness_dashboard_busy_seconds_total", &[], busy_secs);
+    w.family("otp_harness_dashboard_pages", "gauge", "Live pages connected to the dashboard's event stream.");
+    w.sample("otp_harness_dashboard_pages", &[], pages as f64);
     w.out
 }
 
@@ -249,10 +251,11 @@ mod tests {
         snap.errors.insert("TooManyRequestsException".into(), 3);
         snap.flow_errors.entry("login".into()).or_default().insert("TooManyRequestsException".into(), 2);
         snap.latency.push(("login", Buckets { cumulative: vec![(0.001, 1), (0.0025, 2)], sum_secs: 0.004, count: 3 }));
-        let text = render(&info(Some("1/3")), &snap, 0.25);
+        let text = render(&info(Some("1/3")), &snap, 0.25, 2);
         assert!(text.contains("otp_harness_info{scenario=\"a \\\"quoted\\\" name\",target=\"local\",model=\"closed\",workers=\"3\",worker=\"1\"} 1\n"), "{text}");
         assert!(text.contains("otp_harness_flows_started_total{flow=\"login\",worker=\"1\"} 5\n"));
         assert!(text.contains("otp_harness_dashboard_busy_seconds_total{worker=\"1\"} 0.25\n"));
+        assert!(text.contains("otp_harness_dashboard_pages{worker=\"1\"} 2\n"));
         assert!(
             text.contains(
                 "otp_harness_errors_total{flow=\"login\",type=\"TooManyRequestsException\",worker=\"1\"} 2\n"
@@ -266,7 +269,7 @@ mod tests {
             text.contains("otp_harness_step_duration_seconds_bucket{step=\"login\",le=\"0.0025\",worker=\"1\"} 2\n")
         );
         assert!(text.contains("otp_harness_step_duration_seconds_bucket{step=\"login\",le=\"+Inf\",worker=\"1\"} 3\n"));
-        let alone = render(&info(None), &snap, 0.0);
+        let alone = render(&info(None), &snap, 0.0, 0);
         assert!(
             alone.contains("otp_harness_flows_in_flight 0\n") && !alone.contains("worker="),
             "no worker label alone"

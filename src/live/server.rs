@@ -37,7 +37,7 @@ async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let at = std::time::Instant::now();
-    let text = prometheus::render(&shared.info, &shared.snapshot(), shared.busy_secs());
+    let text = prometheus::render(&shared.info, &shared.snapshot(), shared.busy_secs(), shared.clients());
     shared.add_busy(at.elapsed());
     ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text).into_response()
 }
