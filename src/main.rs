@@ -169,6 +169,11 @@ struct Pace {
     quiet: bool,
 }
 
+/// mimalloc instead of glibc's malloc: per-request allocations (SDK, HTTP, JSON) are most of the
+/// harness's allocator traffic at load (see reports/BENCHMARKS.md, `bench client`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     otp_harness::logging::init();
