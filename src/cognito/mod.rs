@@ -136,7 +136,8 @@ pub struct CognitoClient {
 }
 
 impl CognitoClient {
-    /// Builds the client: retries off, per-call timeout; local targets use dummy credentials.
+    /// Builds the client: retries off, per-call timeout, no stalled-stream monitor; local targets use
+    /// dummy credentials.
     pub async fn new(target: ResolvedTarget) -> Self {
         let retry = cip::config::retry::RetryConfig::disabled();
         let timeouts = cip::config::timeout::TimeoutConfig::builder()
@@ -153,7 +154,10 @@ impl CognitoClient {
             let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
             cip::config::Builder::from(&shared)
         };
-        builder = builder.retry_config(retry).timeout_config(timeouts);
+        // The operation time-out bounds a stalled answer; the SDK's own stalled-stream guard (a
+        // throughput monitor wrapped round every body) would only add per-call work at load.
+        let stalled = cip::config::StalledStreamProtectionConfig::disabled();
+        builder = builder.retry_config(retry).timeout_config(timeouts).stalled_stream_protection(stalled);
         if let Some(url) = &target.endpoint_url {
             builder = builder.endpoint_url(url);
         }
