@@ -169,7 +169,7 @@ fn flows_in(line: &str) -> Option<u64> {
 }
 
 /// User + system CPU seconds of a process (all its threads), from `/proc/PID/stat`.
-fn cpu_secs(pid: u32) -> Option<f64> {
+pub(super) fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks_per_sec())
 }

@@ -8,6 +8,7 @@ pub mod memory;
 pub mod outbox;
 pub mod overhead;
 pub mod pool;
+pub mod s3;
 pub mod soak;
 
 use std::path::Path;
@@ -37,6 +38,9 @@ pub enum Bench {
     Outbox(outbox::Args),
     /// The harness's own CPU per sign-in, against a pool in another process pinned to other CPUs.
     Client(client::Args),
+    /// The ceiling of one S3 prefix as a code source on moto: listing it vs S3 event notifications
+    /// read from SQS, at fixed PUT rates.
+    S3(s3::Args),
 }
 
 /// Runs one benchmark.
@@ -52,6 +56,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Soak(args) => soak::run(args).await,
         Bench::Client(args) => client::run(args).await,
         Bench::Outbox(args) => outbox::run(args).await,
+        Bench::S3(args) => s3::run(args).await,
     }
 }
 
