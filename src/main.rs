@@ -129,7 +129,7 @@ enum Command {
         users: Option<u32>,
     },
     /// Benchmarks (use a release build): pool throughput, harness overhead, memory per virtual user,
-    /// IMAP delivery latency.
+    /// code sources (IMAP, outbox, S3 listing vs SQS), soak, client CPU.
     #[command(subcommand)]
     Bench(otp_harness::bench::Bench),
 }

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod outbox;
 pub mod overhead;
 pub mod pool;
+pub mod s3;
 pub mod soak;
 
 use std::path::Path;
@@ -40,6 +41,9 @@ pub enum Bench {
     Client(client::Args),
     /// What `run --dashboard` costs: runs with and without it, a viewer on the page, `/metrics` scraped.
     Dashboard(dashboard::Args),
+    /// The ceiling of one S3 prefix as a code source on moto: listing it vs S3 event notifications
+    /// read from SQS, at fixed PUT rates.
+    S3(s3::Args),
 }
 
 /// Runs one benchmark.
@@ -56,6 +60,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Client(args) => client::run(args).await,
         Bench::Outbox(args) => outbox::run(args).await,
         Bench::Dashboard(args) => dashboard::run(args).await,
+        Bench::S3(args) => s3::run(args).await,
     }
 }
 

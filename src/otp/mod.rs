@@ -9,6 +9,8 @@ pub mod imap_auth;
 pub mod mailroom;
 pub mod outbox;
 pub mod s3;
+pub mod s3_event;
+pub mod sqs;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -71,10 +73,16 @@ impl OtpSource {
             }
             OtpSourceKind::S3 => {
                 let options = otp.s3.clone().ok_or_else(|| SourceError::new("s3", "[otp.s3] is missing"))?;
-                let mut prefixes = options.prefixes.clone();
-                if prefixes.is_empty() || !options.prefix.is_empty() {
-                    prefixes.insert(0, options.prefix.clone());
+                if options.queue_url.is_some() {
+                    // The push path: S3 event notifications from an SQS queue, no listing.
+                    let watcher = sqs::SqsWatcher::connect(options, &target.region, extractor).await?;
+                    return Ok(Self {
+                        task: tokio::spawn(watcher.run(Arc::clone(&mailroom), stopped)),
+                        mailroom,
+                        stop,
+                    });
                 }
+                let prefixes = options.all_prefixes();
                 let mut tasks = Vec::with_capacity(prefixes.len());
                 for prefix in prefixes {
                     let one = crate::scenario::S3Options { prefix, prefixes: Vec::new(), ..options.clone() };
@@ -165,19 +173,39 @@ pub fn deliver_dated(
     extracted: Option<extract::Extracted>,
     arrived: Option<std::time::SystemTime>,
 ) -> bool {
+    sort(mailroom, extracted, arrived) == Sorted::Ours
+}
+
+/// Whose a mail was, once the mailroom has seen it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sorted {
+    /// A code mail to this run's test users: taken (the source deletes or flags it as configured).
+    Ours,
+    /// A code mail to another run's or worker's users (a shared inbox): left as it was.
+    Others,
+    /// No code for the harness (unrelated mail, another sender): left as it was.
+    Ignored,
+}
+
+/// Feeds one parsed mail to the mailroom (dated as in `deliver_dated`) and says whose it was.
+pub fn sort(
+    mailroom: &Mailroom,
+    extracted: Option<extract::Extracted>,
+    arrived: Option<std::time::SystemTime>,
+) -> Sorted {
     match extracted {
         Some(extract::Extracted { recipients, code: Some(code), .. }) if !recipients.is_empty() => {
             if !mailroom.is_ours(&recipients) {
                 // A shared inbox: another run's or another worker's code, not ours to read or touch.
                 mailroom.count_others();
-                return false;
+                return Sorted::Others;
             }
             mailroom.ingest_at(&recipients, &code, arrived);
-            true
+            Sorted::Ours
         }
         _ => {
             mailroom.ignore();
-            false
+            Sorted::Ignored
         }
     }
 }

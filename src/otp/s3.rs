@@ -2,7 +2,9 @@
 //! takes them oldest first (LastModified), fetches and parses each, then deletes or keeps it. Listing is
 //! adaptive: every `poll_interval` while virtual users wait for codes, every `idle_poll_interval` while
 //! none do (a user starting to wait cuts that short), so an idle run costs almost no requests. Several
-//! prefixes (`prefixes`) are each listed by a watcher of their own.
+//! prefixes (`prefixes`) are each listed by a watcher of their own. LastModified is whole seconds, so a
+//! listed mail is not dated for `otp_pickup` (an error of up to a second would swamp a pickup of a few
+//! milliseconds); the push path (`sqs`: S3 event notifications, dated to the millisecond) records it.
 
 use std::sync::Arc;
 
@@ -19,22 +21,41 @@ pub struct S3Watcher {
     seen: SeenIds,
 }
 
+/// The AWS configuration the S3 source's clients start from: the standard credential chain, the
+/// scenario's region (default: the target's) and, when set, its `endpoint_url`.
+pub async fn aws_config(options: &S3Options, target_region: &str) -> aws_config::SdkConfig {
+    let region = aws_config::Region::new(options.region.clone().unwrap_or_else(|| target_region.to_string()));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// The S3 client of the source (path-style addressing with a custom endpoint).
+pub fn s3_client(shared: &aws_config::SdkConfig, options: &S3Options) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(shared);
+    if options.endpoint_url.is_some() {
+        builder = builder.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
 impl S3Watcher {
     /// Builds the client (standard credential chain; path-style with a custom endpoint) and lists the
     /// bucket once: it must answer, and what it holds now is old mail.
     pub async fn connect(options: S3Options, target_region: &str, extractor: Extractor) -> Result<Self, SourceError> {
-        let region =
-            aws_sdk_s3::config::Region::new(options.region.clone().unwrap_or_else(|| target_region.to_string()));
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
-        if let Some(url) = &options.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let shared = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared);
-        if options.endpoint_url.is_some() {
-            builder = builder.force_path_style(true);
-        }
-        let client = aws_sdk_s3::Client::from_conf(builder.build());
+        let shared = aws_config(&options, target_region).await;
+        Self::with_config(options, &shared, extractor).await
+    }
+
+    /// As `connect`, with the AWS configuration given (benchmarks: static credentials).
+    pub async fn with_config(
+        options: S3Options,
+        shared: &aws_config::SdkConfig,
+        extractor: Extractor,
+    ) -> Result<Self, SourceError> {
+        let client = s3_client(shared, &options);
         let mut watcher = Self { client, options, extractor, seen: SeenIds::default() };
         let existing = watcher.list().await.map_err(|e| SourceError::new("s3", e))?;
         for (key, _) in existing {

@@ -26,7 +26,9 @@ use error::{Locator, line_of_offset};
 pub use expect::{Expect, UserExistence};
 pub use flows::{FlowKind, FlowSpec, flow_name};
 pub use load::{Load, LoadModel, Stage};
-pub use otp::{AfterRead, ImapMode, ImapOptions, Otp, OtpSourceKind, OutboxOptions, S3Options, is_loopback_host};
+pub use otp::{
+    AfterRead, ImapMode, ImapOptions, Otp, OtpSourceKind, OutboxOptions, S3Options, check_queue_url, is_loopback_host,
+};
 pub use otp::{DEFAULT_TOKEN_REFRESH, ImapAuth};
 pub use preflight::PreflightOptions;
 pub use probes::{CATALOGUE, Probe, ProbeRow, Probes};

@@ -356,9 +356,101 @@ pub struct S3Options {
     #[serde(default = "default_after_read_delete")]
     pub after_read: AfterRead,
     /// Several prefixes to list (each its own watcher), e.g. one per receipt rule or per shard of the
-    /// test users; `prefix` is listed too when set.
+    /// test users; `prefix` is listed too when set. With `queue_url`, the prefixes whose events are read.
     #[serde(default)]
     pub prefixes: Vec<String>,
+    /// An SQS queue receiving the bucket's S3 event notifications (ObjectCreated), directly or through
+    /// SNS: the source long-polls it instead of listing the prefix (`poll_interval` and
+    /// `idle_poll_interval` are then unused). `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`, or an
+    /// emulator's queue URL (its requests go to that address).
+    pub queue_url: Option<String>,
+    /// With `queue_url`: how many long polls (ReceiveMessage, up to 10 messages each) are kept open at
+    /// once (default 1; more for a high code-mail rate over a long round trip).
+    #[serde(default = "one")]
+    pub queue_receivers: usize,
+}
+
+impl S3Options {
+    /// Every prefix watched: `prefix` (when set, or when there is no other) and then `prefixes`.
+    pub fn all_prefixes(&self) -> Vec<String> {
+        let mut all = self.prefixes.clone();
+        if all.is_empty() || !self.prefix.is_empty() {
+            all.insert(0, self.prefix.clone());
+        }
+        all
+    }
+
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
+        let table = "otp.s3";
+        if let Some(url) = &self.queue_url
+            && let Err((message, fix)) = check_queue_url(url)
+        {
+            return Err(at.error(table, 0, "queue_url", format!("otp.s3.queue_url {message}"), &fix));
+        }
+        if !(1..=16).contains(&self.queue_receivers) {
+            return Err(at.error(
+                table,
+                0,
+                "queue_receivers",
+                "otp.s3.queue_receivers must be between 1 and 16",
+                "e.g. queue_receivers = 2 (each is one long poll kept open on the queue)",
+            ));
+        }
+        if self.queue_url.is_none() && self.queue_receivers != 1 {
+            return Err(at.error(
+                table,
+                0,
+                "queue_receivers",
+                "otp.s3.queue_receivers is for reading S3 events from an SQS queue (queue_url)",
+                "set queue_url, or remove queue_receivers",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks an SQS queue URL's shape: `http(s)://HOST[:PORT]/ACCOUNT-ID/QUEUE-NAME`, a standard queue
+/// (S3 cannot notify a FIFO queue). Returns what is wrong and how to fix it.
+pub fn check_queue_url(url: &str) -> Result<(), (String, String)> {
+    let get_url = "`aws sqs get-queue-url --queue-name NAME` prints it, e.g.                    \"https://sqs.eu-west-1.amazonaws.com/123456789012/otp-mail-events\""
+        .to_string();
+    if url.starts_with("arn:") {
+        return Err(("is a queue ARN, not its URL".into(), format!("use the queue URL: {get_url}")));
+    }
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err((format!("is not a URL ({e})"), format!("use the queue URL: {get_url}"))),
+    };
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err((
+            "must be an https:// (or http://) address with a host".into(),
+            format!("use the queue URL: {get_url}"),
+        ));
+    }
+    let segments: Vec<&str> = parsed.path().trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let [account, name] = segments.as_slice() else {
+        return Err(("must end in /ACCOUNT-ID/QUEUE-NAME".into(), format!("use the whole queue URL: {get_url}")));
+    };
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((
+            "has no 12-digit account id before the queue name".into(),
+            format!("use the whole queue URL: {get_url}"),
+        ));
+    }
+    if name.ends_with(".fifo") {
+        return Err((
+            "names a FIFO queue; S3 sends event notifications to standard queues only".into(),
+            "create a standard queue for the bucket's ObjectCreated events and use its URL".into(),
+        ));
+    }
+    let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if name.len() > 80 || !name.bytes().all(valid) {
+        return Err((
+            "has a queue name SQS would refuse (1–80 letters, digits, - and _)".into(),
+            format!("use the queue URL: {get_url}"),
+        ));
+    }
+    Ok(())
 }
 
 fn default_s3_poll() -> Duration {
@@ -476,7 +568,7 @@ impl Otp {
                 }
             }
             OtpSourceKind::S3 => {
-                if self.s3.is_none() {
+                let Some(s3) = &self.s3 else {
                     return Err(at.error(
                         "otp",
                         0,
@@ -484,7 +576,8 @@ impl Otp {
                         "otp.source = \"s3\" needs an [otp.s3] table",
                         "add [otp.s3] with bucket (and prefix) of the SES receipt rule",
                     ));
-                }
+                };
+                s3.validate(at)?;
             }
             OtpSourceKind::Outbox => {
                 if self.outbox.url.is_none() && target != TargetKind::Local {

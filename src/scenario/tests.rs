@@ -261,3 +261,38 @@ fn the_documented_oauth_setups_parse() {
         assert_eq!(imap.token_refresh(), Some(DEFAULT_TOKEN_REFRESH));
     }
 }
+
+/// `GOOD` reading codes from S3 with these `[otp.s3]` lines (the table starts on line 12, `bucket` on
+/// 13, the lines from 14).
+fn s3_with(lines: &str) -> String {
+    with(&format!("[otp.s3]\nbucket = \"inbound-mail\"\n{lines}")).replace("\"outbox\"", "\"s3\"")
+}
+
+#[test]
+fn an_sqs_queue_url_is_checked_for_what_it_must_be() {
+    let aws =
+        parse(&s3_with("queue_url = \"https://sqs.eu-west-1.amazonaws.com/123456789012/otp-mail\"")).expect("valid");
+    let s3 = aws.otp.s3.expect("s3");
+    assert_eq!(s3.queue_receivers, 1);
+    assert_eq!(s3.all_prefixes(), vec![String::new()]);
+    let moto = s3_with("queue_url = \"http://127.0.0.1:5000/123456789012/mail-events\"\nqueue_receivers = 4");
+    assert_eq!(parse(&moto).expect("valid").otp.s3.expect("s3").queue_receivers, 4);
+
+    let arn = s3_with("queue_url = \"arn:aws:sqs:eu-west-1:123456789012:otp-mail\"");
+    assert_eq!(refused(&arn, "is a queue ARN, not its URL"), Some(14));
+    assert_eq!(refused(&s3_with("queue_url = \"otp-mail\""), "is not a URL"), Some(14));
+    assert_eq!(refused(&s3_with("queue_url = \"ftp://h/123456789012/q\""), "https://"), Some(14));
+    let no_account = s3_with("queue_url = \"https://sqs.eu-west-1.amazonaws.com/otp-mail\"");
+    assert_eq!(refused(&no_account, "/ACCOUNT-ID/QUEUE-NAME"), Some(14));
+    let short = s3_with("queue_url = \"https://sqs.eu-west-1.amazonaws.com/1234/otp-mail\"");
+    assert_eq!(refused(&short, "12-digit account id"), Some(14));
+    let fifo = s3_with("queue_url = \"https://sqs.eu-west-1.amazonaws.com/123456789012/otp-mail.fifo\"");
+    assert_eq!(refused(&fifo, "FIFO queue"), Some(14));
+    let bad_name = s3_with("queue_url = \"https://sqs.eu-west-1.amazonaws.com/123456789012/otp%20mail\"");
+    assert_eq!(refused(&bad_name, "queue name SQS would refuse"), Some(14));
+    let receivers = s3_with("queue_url = \"http://127.0.0.1:5000/123456789012/q\"\nqueue_receivers = 0");
+    assert_eq!(refused(&receivers, "between 1 and 16"), Some(15));
+    assert_eq!(refused(&s3_with("queue_receivers = 2"), "is for reading S3 events from an SQS queue"), Some(14));
+    let prefixes = parse(&s3_with("prefix = \"otp/\"\nprefixes = [\"a/\", \"b/\"]")).expect("valid");
+    assert_eq!(prefixes.otp.s3.expect("s3").all_prefixes(), vec!["otp/", "a/", "b/"]);
+}
