@@ -29,6 +29,18 @@ const CFN_REGIONS: &[&str] = &["eu-west-1", "us-east-1", "us-west-2"];
 const CONTRACT: &[(&str, &[&str])] = &[
     ("run", &["s3:ListBucket", "s3:GetObject", "s3:DeleteObject"]),
     (
+        "run-sqs",
+        &[
+            "s3:ListBucket",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        ],
+    ),
+    (
         "preflight",
         &[
             "cognito-idp:DescribeUserPool",
@@ -57,7 +69,8 @@ const CLIENT_CALLS: &[&str] =
 /// tenant while the harness reads the account-level suppression list): granted on "*".
 const RESOURCE_STAR: &[&str] = &["ses:GetAccount", "ses:GetSuppressedDestination", "ses:ListSuppressedDestinations"];
 /// The CloudFormation policy resource that mirrors each JSON policy.
-const CFN_POLICY: &[(&str, &str)] = &[("run", "RunPolicy"), ("preflight", "PreflightPolicy"), ("users", "UsersPolicy")];
+const CFN_POLICY: &[(&str, &str)] =
+    &[("run", "RunPolicy"), ("run-sqs", "RunSqsPolicy"), ("preflight", "PreflightPolicy"), ("users", "UsersPolicy")];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -287,6 +300,7 @@ fn iam_json_policies_grant_exactly_the_commands_calls_scoped_to_placeholders() {
             let placeholder = match action.split(':').next() {
                 Some("cognito-idp") => "userpool/<pool-id>",
                 Some("ses") => "identity/<sending-identity>",
+                Some("sqs") => "arn:aws:sqs:<region>:<account-id>:<queue>",
                 _ if action == "s3:ListBucket" => "arn:aws:s3:::<bucket>",
                 _ => "arn:aws:s3:::<bucket>/<prefix>*",
             };
@@ -313,7 +327,7 @@ fn cloudformation_policies_match_the_json_ones() {
         let grants = grants(&policy["Properties"]["PolicyDocument"], &what);
         assert_least_privilege(command, &grants, &what);
     }
-    // The role, when made, carries all three.
+    // The role, when made, carries every policy.
     let role = &template["Resources"]["GitHubNightlyRole"]["Properties"];
     let arns = role["ManagedPolicyArns"].to_string();
     for (_, resource) in CFN_POLICY {
