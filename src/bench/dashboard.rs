@@ -60,7 +60,7 @@ pub struct Args {
     /// CPUs the harness is pinned to (a `taskset -c` list); empty: not pinned.
     #[arg(long, default_value = "1")]
     pub harness_cpus: String,
-    /// CPUs the viewer (Chromium) is pinned to; empty: not pinned.
+    /// CPUs the viewer (Chromium, and this process's scraper and event reader) is pinned to; empty: not pinned.
     #[arg(long, default_value = "0")]
     pub viewer_cpus: String,
     /// Parent folder of the runs' folders.
@@ -122,6 +122,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !pinned {
         eprintln!("note: taskset is missing or --harness-cpus is empty; the harness is not pinned");
     }
+    if pinned && !args.viewer_cpus.is_empty() {
+        // The scraper and the event reader run in this process: off the harness's CPUs too.
+        pin_self(&args.viewer_cpus);
+    }
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("dashboard-bench.toml");
     std::fs::write(&file, with_duration_and_progress(&text, args.duration)?)?;
@@ -181,6 +185,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         busy_share_pct.map_or("-".to_string(), |p| format!("{p:.2}")),
     );
     emit_json(&result, args.json.as_deref())
+}
+
+/// Moves every thread of this process to `cpus` (`taskset -a -p`); a failure is only noted.
+fn pin_self(cpus: &str) {
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("note: could not pin the bench's own threads to CPUs {cpus}");
+    }
 }
 
 /// The scenario with its load lasting `duration` and a progress line every second.
