@@ -29,23 +29,6 @@ const EVERY_CHECK: [&str; 14] = [
     "code_randomness",
 ];
 
-/// Every flow in the mix, a few iterations: what each source test runs.
-const EVERY_FLOW: &str = r#"[[flow]]
-kind = "login"
-weight = 4
-[[flow]]
-kind = "retry"
-weight = 1
-[[flow]]
-kind = "lockout"
-weight = 1
-[expect]
-min_codes_for_randomness = 10
-[load]
-users = 3
-iterations = 4
-"#;
-
 fn assert_every_check_passed(outcome: &RunOutcome) {
     assert_eq!(outcome.code, 0, "{}", outcome.explain());
     for check in EVERY_CHECK {

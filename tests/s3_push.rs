@@ -16,23 +16,6 @@ use support::run::*;
 const BUCKET: &str = "inbound-mail";
 const PREFIX: &str = "otp/";
 
-/// Every flow in the mix, a few iterations, every probe (as tests/run_sources.rs runs each source).
-const EVERY_FLOW: &str = r#"[[flow]]
-kind = "login"
-weight = 4
-[[flow]]
-kind = "retry"
-weight = 1
-[[flow]]
-kind = "lockout"
-weight = 1
-[expect]
-min_codes_for_randomness = 10
-[load]
-users = 3
-iterations = 4
-"#;
-
 /// Login only, no probes: the quick runs.
 const LOGINS: &str = r#"[[flow]]
 kind = "login"

@@ -97,13 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let file = dir.path().join("client.toml");
     std::fs::write(&file, retargeted)?;
     let out = std::path::absolute(&args.out)?;
-    let command = if pinned {
-        let mut c = tokio::process::Command::new("taskset");
-        c.args(["-c", &args.client_cpus]).arg(&harness_exe);
-        c
-    } else {
-        tokio::process::Command::new(&harness_exe)
-    };
+    let command = super::pinned_command(&harness_exe, pinned.then_some(args.client_cpus.as_str()));
     let mut harness = super::spawn_harness_run(command, &file, &out)?;
     let harness_pid = harness.id().context("the harness process has no pid")?;
     let ticks: Arc<Mutex<Vec<Tick>>> = Arc::default();

@@ -227,13 +227,7 @@ async fn one_run(
     dashboard: bool,
     pinned: bool,
 ) -> anyhow::Result<RunResult> {
-    let command = if pinned {
-        let mut c = tokio::process::Command::new("taskset");
-        c.args(["-c", &args.harness_cpus]).arg(exe);
-        c
-    } else {
-        tokio::process::Command::new(exe)
-    };
+    let command = super::pinned_command(exe, pinned.then_some(args.harness_cpus.as_str()));
     let addr = format!("127.0.0.1:{}", args.port);
     let extra: &[&str] = if dashboard { &["--dashboard", &addr] } else { &[] };
     let mut harness = super::spawn_harness_run_with(command, file, out, extra)?;
@@ -408,14 +402,7 @@ fn start_chromium(url: &str, cpus: Option<&str>, profile: Option<&Path>) -> anyh
         .into_iter()
         .find(|p| Path::new(p).exists())
         .context("no Chromium found (/usr/bin/chromium): install it or use --viewer sse")?;
-    let mut command = match cpus {
-        Some(cpus) => {
-            let mut c = tokio::process::Command::new("taskset");
-            c.args(["-c", cpus]).arg(binary);
-            c
-        }
-        None => tokio::process::Command::new(binary),
-    };
+    let mut command = super::pinned_command(binary, cpus);
     command.args([
         "--headless",
         "--no-sandbox",

@@ -103,6 +103,18 @@ pub fn emit_json<T: Serialize>(value: &T, path: Option<&std::path::Path>) -> any
     Ok(())
 }
 
+/// A command running `program`, pinned to the CPU list `cpus` with `taskset -c` when one is given.
+pub(crate) fn pinned_command(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&str>) -> tokio::process::Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = tokio::process::Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => tokio::process::Command::new(program),
+    }
+}
+
 /// Starts `command` (a harness executable, maybe behind `taskset`) as `run FILE --out OUT` against a
 /// local pool: dummy credentials, nothing read from the machine's AWS config, stdout dropped, stderr
 /// piped for its progress line, killed if dropped.

@@ -154,14 +154,7 @@ pub(super) async fn start_pool(
     users: &crate::scenario::Users,
     cpus: Option<&str>,
 ) -> anyhow::Result<(tokio::process::Child, serde_json::Value)> {
-    let mut command = match cpus {
-        Some(cpus) => {
-            let mut c = tokio::process::Command::new("taskset");
-            c.args(["-c", cpus]).arg(exe);
-            c
-        }
-        None => tokio::process::Command::new(exe),
-    };
+    let mut command = super::pinned_command(exe, cpus);
     let mut pool = command
         .args(["pool", "--listen", "127.0.0.1:0", "--user-pattern", &users.pattern])
         .args(["--users", &(users.first + users.count).to_string()])

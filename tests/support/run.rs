@@ -123,6 +123,24 @@ pub fn run_command(file: &Path, reports: &Path) -> tokio::process::Command {
     command
 }
 
+/// Every flow in the mix (login, retry, lockout), a few iterations, every probe: what each code
+/// source's end-to-end test runs.
+pub const EVERY_FLOW: &str = r#"[[flow]]
+kind = "login"
+weight = 4
+[[flow]]
+kind = "retry"
+weight = 1
+[[flow]]
+kind = "lockout"
+weight = 1
+[expect]
+min_codes_for_randomness = 10
+[load]
+users = 3
+iterations = 4
+"#;
+
 /// The files of a run folder that got through the preflight, in name order.
 pub const RUN_FILES: [&str; 8] = [
     "junit.xml",
