@@ -47,13 +47,41 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
-/// One progress line of the harness, with both processes' CPU time when it was read.
-#[derive(Debug, Clone, Copy)]
-struct Tick {
-    at: Instant,
-    flows: u64,
-    client_cpu: f64,
-    pool_cpu: f64,
+/// One progress line of the harness, with the watched processes' CPU seconds when it was read.
+#[derive(Debug, Clone)]
+pub(super) struct Tick {
+    pub at: Instant,
+    pub flows: u64,
+    /// One per watched process, in the order given to [`watch_progress`].
+    pub cpu: Vec<f64>,
+}
+
+/// Reads the harness's progress lines until its stderr closes, taking the CPU time of `pids` at each.
+pub(super) fn watch_progress(
+    stderr: tokio::process::ChildStderr,
+    pids: Vec<u32>,
+) -> (Arc<Mutex<Vec<Tick>>>, tokio::task::JoinHandle<()>) {
+    let ticks: Arc<Mutex<Vec<Tick>>> = Arc::default();
+    let reader = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(flows) = flows_in(&line)
+                    && let Some(cpu) = pids.iter().map(|pid| cpu_secs(*pid)).collect::<Option<Vec<f64>>>()
+                {
+                    ticks.lock().push(Tick { at: Instant::now(), flows, cpu });
+                }
+            }
+        })
+    };
+    (ticks, reader)
+}
+
+/// The first and the last tick at least `warm_up` after `started`.
+pub(super) fn counted_window(ticks: &[Tick], started: Instant, warm_up: Duration) -> Option<(Tick, Tick)> {
+    let counted: Vec<&Tick> = ticks.iter().filter(|t| t.at.duration_since(started) >= warm_up).collect();
+    Some(((*counted.first()?).clone(), (*counted.last()?).clone()))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,33 +128,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let command = super::pinned_command(&harness_exe, pinned.then_some(args.client_cpus.as_str()));
     let mut harness = super::spawn_harness_run(command, &file, &out)?;
     let harness_pid = harness.id().context("the harness process has no pid")?;
-    let ticks: Arc<Mutex<Vec<Tick>>> = Arc::default();
     let stderr = harness.stderr.take().context("the harness's stderr")?;
-    let reader = {
-        let ticks = Arc::clone(&ticks);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(flows) = flows_in(&line) {
-                    let (client_cpu, pool_cpu) = (cpu_secs(harness_pid), cpu_secs(pool_pid));
-                    if let (Some(client_cpu), Some(pool_cpu)) = (client_cpu, pool_cpu) {
-                        ticks.lock().push(Tick { at: Instant::now(), flows, client_cpu, pool_cpu });
-                    }
-                }
-            }
-        })
-    };
+    let (ticks, reader) = watch_progress(stderr, vec![harness_pid, pool_pid]);
     let started = Instant::now();
     let status = tokio::time::timeout(args.duration + Duration::from_secs(120), harness.wait())
         .await
         .context("the harness did not end within two minutes of its duration")??;
     let _ = reader.await;
     drop(pool);
-    let ticks = ticks.lock().clone();
-    let after_warm_up: Vec<&Tick> = ticks.iter().filter(|t| t.at.duration_since(started) >= args.warm_up).collect();
-    let (Some(first), Some(last)) = (after_warm_up.first(), after_warm_up.last()) else {
+    let Some((first, last)) = counted_window(&ticks.lock(), started, args.warm_up) else {
         bail!("the harness printed no progress after warm-up (exit {:?})", status.code());
     };
+    let (client_cpu, pool_cpu) = (last.cpu[0] - first.cpu[0], last.cpu[1] - first.cpu[1]);
     let sign_ins = last.flows.saturating_sub(first.flows);
     anyhow::ensure!(sign_ins > 0, "no sign-in ended after warm-up (harness exit {:?})", status.code());
     let window = last.at.duration_since(first.at).as_secs_f64();
@@ -138,10 +151,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         window_secs: round3(window),
         sign_ins,
         sign_ins_per_sec: round3(sign_ins as f64 / window),
-        client_cpu_ms_per_sign_in: per(last.client_cpu - first.client_cpu),
-        pool_cpu_ms_per_sign_in: per(last.pool_cpu - first.pool_cpu),
-        client_cores: round3((last.client_cpu - first.client_cpu) / window),
-        pool_cores: round3((last.pool_cpu - first.pool_cpu) / window),
+        client_cpu_ms_per_sign_in: per(client_cpu),
+        pool_cpu_ms_per_sign_in: per(pool_cpu),
+        client_cores: round3(client_cpu / window),
+        pool_cores: round3(pool_cpu / window),
         harness_exit: status.code(),
     };
     println!(
@@ -217,6 +230,18 @@ mod tests {
         let stat = "4242 (tokio runtime) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
         assert_eq!(parse_cpu_ticks(stat), Some(325));
         assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn counting_starts_at_the_first_progress_line_after_warm_up() {
+        let started = Instant::now();
+        let tick =
+            |secs: u64, flows: u64| Tick { at: started + Duration::from_secs(secs), flows, cpu: vec![secs as f64] };
+        let ticks = vec![tick(1, 10), tick(3, 30), tick(4, 40), tick(6, 60)];
+        let (first, last) = counted_window(&ticks, started, Duration::from_secs(3)).expect("a window");
+        assert_eq!((first.flows, last.flows), (30, 60));
+        assert_eq!(last.cpu[0] - first.cpu[0], 3.0);
+        assert!(counted_window(&ticks, started, Duration::from_secs(7)).is_none(), "nothing after warm-up");
     }
 
     #[test]

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::client::{cpu_secs, flows_in, round3, taskset_available};
+use super::client::{counted_window, round3, taskset_available, watch_progress};
 use super::emit_json;
 
 /// Who watches the dashboard during the runs that have one.
@@ -211,14 +210,6 @@ fn with_duration_and_progress(text: &str, duration: Duration) -> anyhow::Result<
     Ok(toml::to_string(&doc)?)
 }
 
-/// One progress line of the harness with its CPU time when it was read.
-#[derive(Debug, Clone, Copy)]
-struct Tick {
-    at: Instant,
-    flows: u64,
-    cpu: f64,
-}
-
 async fn one_run(
     args: &Args,
     exe: &Path,
@@ -232,19 +223,8 @@ async fn one_run(
     let extra: &[&str] = if dashboard { &["--dashboard", &addr] } else { &[] };
     let mut harness = super::spawn_harness_run_with(command, file, out, extra)?;
     let pid = harness.id().context("the harness process has no pid")?;
-    let ticks: Arc<Mutex<Vec<Tick>>> = Arc::default();
     let stderr = harness.stderr.take().context("the harness's stderr")?;
-    let reader = {
-        let ticks = Arc::clone(&ticks);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let (Some(flows), Some(cpu)) = (flows_in(&line), cpu_secs(pid)) {
-                    ticks.lock().push(Tick { at: Instant::now(), flows, cpu });
-                }
-            }
-        })
-    };
+    let (ticks, reader) = watch_progress(stderr, vec![pid]);
     let stop = Arc::new(AtomicBool::new(false));
     let watchers = dashboard.then(|| Watchers::start(args, Arc::clone(&stop)));
     let started = Instant::now();
@@ -265,9 +245,7 @@ async fn one_run(
             "the viewer never had the page open (no connected page at any scrape)"
         );
     }
-    let ticks = ticks.lock().clone();
-    let counted: Vec<&Tick> = ticks.iter().filter(|t| t.at.duration_since(started) >= args.warm_up).collect();
-    let (Some(first), Some(last)) = (counted.first(), counted.last()) else {
+    let Some((first, last)) = counted_window(&ticks.lock(), started, args.warm_up) else {
         bail!("the harness printed no progress after warm-up");
     };
     let sign_ins = last.flows.saturating_sub(first.flows);
@@ -276,7 +254,7 @@ async fn one_run(
     Ok(RunResult {
         dashboard,
         sign_ins_per_sec: round3(sign_ins as f64 / window),
-        cpu_secs_per_1000_sign_ins: round3((last.cpu - first.cpu) / sign_ins as f64 * 1000.0),
+        cpu_secs_per_1000_sign_ins: round3((last.cpu[0] - first.cpu[0]) / sign_ins as f64 * 1000.0),
         dashboard_busy_ms: busy_ms.map(round3),
         scrapes,
         event_bytes,
